@@ -1,0 +1,108 @@
+"""Builds the ASGI application: routes, error handling and start-up (migrations)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from labtrack.api import experiments, meta, metrics, now_ms, runs
+from labtrack.config import Settings
+from labtrack.http import (
+    MethodNotAllowed,
+    Request,
+    Response,
+    Router,
+    error_response,
+    json_response,
+)
+from labtrack.store import experiments as experiment_store
+from labtrack.store.db import Database
+from labtrack.store.migrate import upgrade
+from labtrack.wire import MlflowError
+
+log = logging.getLogger("labtrack")
+
+ROUTE_TABLES = [meta.routes, experiments.routes, runs.routes, metrics.routes]
+
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"SAMEORIGIN"),
+]
+
+
+class App:
+    """The labtrack ASGI application."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.backend_store_uri)
+        self.router = Router()
+        for table in ROUTE_TABLES:
+            self.router.include(table)
+        self.prefix = settings.normalized_prefix
+
+    def startup(self) -> None:
+        """Migrate the schema and make sure the Default experiment exists."""
+        upgrade(self.db)
+        self.db.run_write(
+            experiment_store.ensure_default,
+            self.settings.experiment_artifact_location("0"),
+            now_ms(),
+        )
+
+    def shutdown(self) -> None:
+        self.db.close()
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: dict, receive: Any, send: Any) -> None:
+        path = scope["path"]
+        try:
+            if self.prefix:
+                if path != self.prefix and not path.startswith(self.prefix + "/"):
+                    raise MlflowError(f"No API endpoint at {path}", "ENDPOINT_NOT_FOUND")
+                path = path[len(self.prefix) :] or "/"
+            route, rest = self.router.match(scope["method"], path)
+            request = Request(scope, receive, self, path)
+            if rest is not None:
+                request.path_params["rest"] = rest
+            result = await route.handler(request)
+            response = json_response(result) if isinstance(result, dict) else result
+        except MethodNotAllowed as exc:
+            response = error_response(exc)
+            response.headers.append((b"allow", ", ".join(exc.allowed).encode()))
+        except MlflowError as exc:
+            response = error_response(exc)
+        except Exception:
+            log.exception("Unhandled error on %s %s", scope["method"], scope["path"])
+            response = error_response(
+                MlflowError("Internal server error; the server log has details.", "INTERNAL_ERROR")
+            )
+        if isinstance(response, Response):
+            response.headers.extend(_SECURITY_HEADERS)
+        await response.send(send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.startup()
+                except Exception as exc:
+                    log.exception("Start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(settings: Settings | None = None) -> App:
+    return App(settings or Settings.from_env())

@@ -1,0 +1,1 @@
+"""Metadata storage: SQL schema, migrations and the queries behind every endpoint."""

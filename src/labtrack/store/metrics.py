@@ -1,0 +1,112 @@
+"""Metric history reads: full history with paging, and downsampled series for charts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labtrack.store import paging
+from labtrack.wire import encode_double, not_found
+
+
+def _run_pk(conn, run_id: str) -> int:
+    pk = conn.scalar("SELECT run_pk FROM runs WHERE run_uuid = ?", (run_id,))
+    if pk is None:
+        raise not_found(f"Run with id={run_id} not found")
+    return pk
+
+
+def _point(key: str, ts: int, step: int, is_nan: int, value: float) -> dict[str, Any]:
+    return {
+        "key": key,
+        "value": "NaN" if is_nan else encode_double(value),
+        "timestamp": ts,
+        "step": step,
+    }
+
+
+def history(conn, run_id: str, key: str, max_results: int | None, page_token: str | None) -> dict:
+    """The whole series ordered by (timestamp, step, value): the primary key's own order."""
+    run_pk = _run_pk(conn, run_id)
+    offset = paging.decode(page_token)
+    sql = (
+        "SELECT timestamp, step, is_nan, value FROM metrics WHERE run_pk = ? AND key = ?"
+        " ORDER BY timestamp, step, is_nan, value"
+    )
+    args: list[Any] = [run_pk, key]
+    if max_results is not None:
+        sql += " LIMIT ? OFFSET ?"
+        args += [max_results + 1, offset]
+    elif offset:
+        sql += " LIMIT -1 OFFSET ?" if conn.dialect == "sqlite" else " OFFSET ?"
+        args.append(offset)
+    rows = conn.all(sql, args)
+    result: dict[str, Any] = {}
+    page = rows if max_results is None else rows[:max_results]
+    if page:
+        result["metrics"] = [_point(key, *row) for row in page]
+    if max_results is not None and len(rows) > max_results:
+        result["next_page_token"] = paging.encode(offset + max_results)
+    return result
+
+
+def _sample_steps(steps: list[int], limit: int) -> set[int]:
+    """At most ``limit`` steps spread evenly over the series, always keeping the first and last."""
+    if len(steps) <= limit:
+        return set(steps)
+    if limit == 1:
+        return {steps[-1]}
+    last = len(steps) - 1
+    return {steps[round(i * last / (limit - 1))] for i in range(limit)}
+
+
+def bulk_interval(
+    conn,
+    run_ids: list[str],
+    key: str,
+    start_step: int | None,
+    end_step: int | None,
+    max_results: int,
+) -> dict:
+    """Downsampled history of one metric for several runs: bounded however long the series."""
+    points: list[dict] = []
+    for run_id in run_ids:
+        run_pk = _run_pk(conn, run_id)
+        where, args = "run_pk = ? AND key = ?", [run_pk, key]
+        if start_step is not None and end_step is not None:
+            where += " AND step >= ? AND step <= ?"
+            args += [start_step, end_step]
+        steps = [
+            row[0]
+            for row in conn.all(
+                f"SELECT DISTINCT step FROM metrics WHERE {where} ORDER BY step",  # noqa: S608
+                args,
+            )
+        ]
+        wanted = _sample_steps(steps, max_results)
+        rows = conn.all(
+            f"SELECT timestamp, step, is_nan, value FROM metrics WHERE {where}"  # noqa: S608
+            " ORDER BY step, timestamp, is_nan, value",
+            args,
+        )
+        for row in rows:
+            if row[1] in wanted:
+                point = _point(key, *row)
+                point["run_id"] = run_id
+                points.append(point)
+    return {"metrics": points} if points else {}
+
+
+def bulk_history(conn, run_ids: list[str], key: str, max_results: int) -> dict:
+    """The UI's several-runs history: each run's series, capped at ``max_results`` points."""
+    points: list[dict] = []
+    for run_id in run_ids:
+        run_pk = _run_pk(conn, run_id)
+        for row in conn.all(
+            "SELECT timestamp, step, is_nan, value FROM metrics WHERE run_pk = ? AND key = ?"
+            " ORDER BY timestamp, step, is_nan, value LIMIT ?",
+            (run_pk, key, max_results),
+        ):
+            point = _point(key, *row)
+            point["run_id"] = run_id
+            points.append(point)
+    return {"metrics": points} if points else {}

@@ -1,0 +1,404 @@
+"""Run queries: lifecycle, params, tags, metrics, inputs/outputs and search.
+
+Functions run inside one transaction each (see store.db), so a log-batch is all or nothing.
+Runs are addressed by ``run_uuid`` on the wire and by the integer ``run_pk`` inside the database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from labtrack.store import experiments, filters, paging
+from labtrack.store.names import generate_run_name
+from labtrack.wire import MAX_DOUBLE, encode_double, invalid, not_found
+
+RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+RUN_NAME_TAG = "mlflow.runName"
+DATASET_CONTEXT_TAG = "mlflow.data.context"
+
+_INFO_COLUMNS = (
+    "run_pk, run_uuid, experiment_id, name, user_id, status, start_time, end_time, artifact_uri,"
+    " lifecycle_stage"
+)
+
+
+# --- lookups ------------------------------------------------------------------------------------
+def _row(conn, run_id: str) -> tuple:
+    row = conn.one(f"SELECT {_INFO_COLUMNS} FROM runs WHERE run_uuid = ?", (run_id,))
+    if row is None:
+        raise not_found(f"Run with id={run_id} not found")
+    return row
+
+
+def active_pk(conn, run_id: str) -> int:
+    """The run's key, refusing writes to a run that is not active (MLflow's rule)."""
+    row = conn.one("SELECT run_pk, lifecycle_stage FROM runs WHERE run_uuid = ?", (run_id,))
+    if row is None:
+        raise not_found(f"Run with id={run_id} not found")
+    if row[1] != "active":
+        raise invalid(
+            f"The run {run_id} must be in the 'active' state. Current state is {row[1]}."
+        )
+    return row[0]
+
+
+def _info(row: tuple) -> dict[str, Any]:
+    info = {
+        "run_uuid": row[1],
+        "experiment_id": str(row[2]),
+        "run_name": row[3],
+        "user_id": row[4],
+        "status": row[5],
+        "start_time": row[6],
+    }
+    if row[7] is not None:
+        info["end_time"] = row[7]
+    info["artifact_uri"] = row[8]
+    info["lifecycle_stage"] = row[9]
+    info["run_id"] = row[1]
+    return info
+
+
+def _metric(key: str, value: float, timestamp: int, step: int, is_nan: int) -> dict:
+    return {
+        "key": key,
+        "value": "NaN" if is_nan else encode_double(value),
+        "timestamp": timestamp,
+        "step": step,
+    }
+
+
+def load(conn, rows: Sequence[tuple]) -> list[dict]:
+    """Full Run objects (info, data, inputs, outputs) for info rows, in their order."""
+    if not rows:
+        return []
+    pks = [r[0] for r in rows]
+    by_pk: dict[int, dict] = {
+        r[0]: {"metrics": [], "params": [], "tags": [], "inputs": [], "in": [], "out": []}
+        for r in rows
+    }
+    for start in range(0, len(pks), 900):
+        chunk = pks[start : start + 900]
+        pk_sql, params = conn.in_clause("run_pk", chunk)
+        for pk, key, value, ts, step, is_nan in conn.all(
+            "SELECT run_pk, key, value, timestamp, step, is_nan FROM latest_metrics"
+            f" WHERE {pk_sql} ORDER BY key",
+            params,
+        ):
+            by_pk[pk]["metrics"].append(_metric(key, value, ts, step, is_nan))
+        for pk, key, value in conn.all(
+            f"SELECT run_pk, key, value FROM params WHERE {pk_sql} ORDER BY key", params
+        ):
+            by_pk[pk]["params"].append({"key": key, "value": value})
+        for pk, key, value in conn.all(
+            f"SELECT run_pk, key, value FROM run_tags WHERE {pk_sql} ORDER BY key", params
+        ):
+            by_pk[pk]["tags"].append({"key": key, "value": value})
+        _load_inputs(conn, pk_sql, params, by_pk)
+        for pk, direction, model_id, step in conn.all(
+            f"SELECT run_pk, direction, model_id, step FROM run_model_io WHERE {pk_sql}"
+            " ORDER BY model_id",
+            params,
+        ):
+            by_pk[pk][direction].append({"model_id": model_id, "step": step})
+    runs = []
+    for row in rows:
+        parts = by_pk[row[0]]
+        data = {k: parts[k] for k in ("metrics", "params", "tags") if parts[k]}
+        inputs: dict[str, Any] = {}
+        if parts["inputs"]:
+            inputs["dataset_inputs"] = parts["inputs"]
+        if parts["in"]:
+            inputs["model_inputs"] = [{"model_id": m["model_id"]} for m in parts["in"]]
+        outputs = {"model_outputs": parts["out"]} if parts["out"] else {}
+        runs.append({"info": _info(row), "data": data, "inputs": inputs, "outputs": outputs})
+    return runs
+
+
+def _load_inputs(conn, pk_sql: str, params: tuple, by_pk: dict[int, dict]) -> None:
+    rows = conn.all(
+        "SELECT ri.run_pk, d.dataset_pk, d.name, d.digest, d.source_type, d.source, d.schema,"
+        " d.profile FROM run_inputs ri JOIN datasets d ON d.dataset_pk = ri.dataset_pk"
+        f" WHERE ri.{pk_sql} ORDER BY d.dataset_pk",
+        params,
+    )
+    if not rows:
+        return
+    tags: dict[tuple[int, int], list[dict]] = {}
+    for pk, dpk, key, value in conn.all(
+        f"SELECT run_pk, dataset_pk, key, value FROM input_tags WHERE {pk_sql} ORDER BY key",
+        params,
+    ):
+        tags.setdefault((pk, dpk), []).append({"key": key, "value": value})
+    for pk, dpk, name, digest, source_type, source, schema, profile in rows:
+        dataset = {"name": name, "digest": digest, "source_type": source_type, "source": source}
+        if schema is not None:
+            dataset["schema"] = schema
+        if profile is not None:
+            dataset["profile"] = profile
+        entry: dict[str, Any] = {"dataset": dataset}
+        if (pk, dpk) in tags:
+            entry = {"tags": tags[(pk, dpk)], "dataset": dataset}
+        by_pk[pk]["inputs"].append(entry)
+
+
+def get(conn, run_id: str) -> dict:
+    return load(conn, [_row(conn, run_id)])[0]
+
+
+# --- lifecycle -----------------------------------------------------------------------------------
+def create(
+    conn,
+    *,
+    experiment_id: int,
+    user_id: str,
+    run_name: str | None,
+    start_time: int,
+    tags: list[tuple[str, str]],
+) -> dict:
+    exp = experiments.require_active(conn, experiment_id)
+    tag_name = next((v for k, v in tags if k == RUN_NAME_TAG), None)
+    if run_name and tag_name and run_name != tag_name:
+        raise invalid(
+            "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
+            f"different values (run_name='{run_name}', mlflow.runName='{tag_name}')."
+        )
+    name = run_name or tag_name or generate_run_name()
+    run_uuid = uuid.uuid4().hex
+    artifact_uri = f"{exp[2].rstrip('/')}/{run_uuid}/artifacts"
+    run_pk = conn.insert_returning_id(
+        "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, start_time,"
+        " artifact_uri, lifecycle_stage) VALUES (?, ?, ?, ?, 'RUNNING', ?, ?, 'active')",
+        (run_uuid, experiment_id, name, user_id, start_time, artifact_uri),
+        "run_pk",
+    )
+    merged = dict(tags)
+    merged[RUN_NAME_TAG] = name
+    _upsert_tags(conn, run_pk, merged.items())
+    return get(conn, run_uuid)
+
+
+def update(
+    conn, run_id: str, *, status: str | None, end_time: int | None, run_name: str | None
+) -> dict:
+    run_pk = active_pk(conn, run_id)
+    sets, args = [], []
+    if status is not None:
+        sets.append("status = ?")
+        args.append(status)
+    if end_time is not None:
+        sets.append("end_time = ?")
+        args.append(end_time)
+    if run_name:
+        sets.append("name = ?")
+        args.append(run_name)
+        _upsert_tags(conn, run_pk, [(RUN_NAME_TAG, run_name)])
+    if sets:
+        conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_pk = ?", (*args, run_pk))  # noqa: S608
+    return _info(_row(conn, run_id))
+
+
+def set_lifecycle(conn, run_id: str, stage: str, now: int) -> None:
+    row = _row(conn, run_id)
+    conn.execute(
+        "UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE run_pk = ?",
+        (stage, now if stage == "deleted" else None, row[0]),
+    )
+
+
+# --- params, tags, metrics ----------------------------------------------------------------------
+def _log_params(conn, run_pk: int, run_id: str, params: Sequence[tuple[str, str]]) -> None:
+    """Insert params; the same value again is fine, a different one is refused."""
+    if not params:
+        return
+    key_sql, key_args = conn.in_clause("key", [k for k, _ in params])
+    existing = dict(
+        conn.all(f"SELECT key, value FROM params WHERE run_pk = ? AND {key_sql}", (run_pk, *key_args))
+    )
+    changed = [(k, existing[k], v) for k, v in params if k in existing and existing[k] != v]
+    if len(changed) == 1 and len(params) == 1:
+        key, old, new = changed[0]
+        raise invalid(
+            f"Changing param values is not allowed. Param with key='{key}' was already logged "
+            f"with value='{old}' for run ID='{run_id}'. Attempted logging new value '{new}'."
+        )
+    if changed:
+        listed = [{"key": k, "old_value": o, "new_value": n} for k, o, n in changed]
+        raise invalid(
+            f"Changing param values is not allowed. Params were already logged='{listed}' "
+            f"for run ID='{run_id}'."
+        )
+    conn.executemany(
+        "INSERT INTO params (run_pk, key, value) VALUES (?, ?, ?)",
+        [(run_pk, k, v) for k, v in params if k not in existing],
+    )
+
+
+def _upsert_tags(conn, run_pk: int, tags: Iterable[tuple[str, str]]) -> None:
+    conn.executemany(
+        "INSERT INTO run_tags (run_pk, key, value) VALUES (?, ?, ?)"
+        " ON CONFLICT (run_pk, key) DO UPDATE SET value = excluded.value",
+        [(run_pk, k, v) for k, v in tags],
+    )
+
+
+def _set_tags(conn, run_pk: int, tags: Sequence[tuple[str, str]]) -> None:
+    _upsert_tags(conn, run_pk, tags)
+    # Setting mlflow.runName renames the run.
+    for key, value in tags:
+        if key == RUN_NAME_TAG:
+            conn.execute("UPDATE runs SET name = ? WHERE run_pk = ?", (value, run_pk))
+
+
+Metric = tuple[str, float, int, int]  # key, value, timestamp, step
+
+
+def _log_metrics(conn, run_pk: int, metrics: Sequence[Metric]) -> None:
+    """Append to the history and move each key's latest value forward when it is newer."""
+    if not metrics:
+        return
+    history = []
+    latest: dict[str, tuple] = {}
+    for key, value, timestamp, step in metrics:
+        is_nan = 1 if value != value else 0
+        if is_nan:
+            value = 0.0
+        elif value > MAX_DOUBLE or value < -MAX_DOUBLE:
+            value = MAX_DOUBLE if value > 0 else -MAX_DOUBLE
+        history.append((run_pk, key, timestamp, step, is_nan, value))
+        candidate = (step, timestamp, value, is_nan)
+        if key not in latest or candidate[:3] > latest[key][:3]:
+            latest[key] = candidate
+    conn.executemany(
+        "INSERT INTO metrics (run_pk, key, timestamp, step, is_nan, value)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        history,
+    )
+    conn.executemany(
+        "INSERT INTO latest_metrics (run_pk, key, value, timestamp, step, is_nan)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_pk, key) DO UPDATE SET"
+        " value = excluded.value, timestamp = excluded.timestamp, step = excluded.step,"
+        " is_nan = excluded.is_nan"
+        " WHERE (excluded.step, excluded.timestamp, excluded.value)"
+        " > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
+        [(run_pk, k, v, ts, step, nan) for k, (step, ts, v, nan) in latest.items()],
+    )
+
+
+def log_batch(
+    conn,
+    run_id: str,
+    *,
+    metrics: Sequence[Metric] = (),
+    params: Sequence[tuple[str, str]] = (),
+    tags: Sequence[tuple[str, str]] = (),
+) -> None:
+    """Log everything or nothing: the whole batch is one transaction."""
+    run_pk = active_pk(conn, run_id)
+    _log_params(conn, run_pk, run_id, params)
+    _log_metrics(conn, run_pk, metrics)
+    _set_tags(conn, run_pk, tags)
+
+
+def delete_tag(conn, run_id: str, key: str) -> None:
+    run_pk = active_pk(conn, run_id)
+    deleted = conn.execute("DELETE FROM run_tags WHERE run_pk = ? AND key = ?", (run_pk, key)).rowcount
+    if not deleted:
+        raise not_found(f"No tag with name: {key} in run with id {run_id}")
+
+
+# --- inputs and outputs ---------------------------------------------------------------------------
+Dataset = dict[str, Any]
+
+
+def log_inputs(
+    conn, run_id: str, datasets: Sequence[tuple[Dataset, list[tuple[str, str]]]], model_ids: list[str]
+) -> None:
+    run_pk = active_pk(conn, run_id)
+    experiment_id = conn.scalar("SELECT experiment_id FROM runs WHERE run_pk = ?", (run_pk,))
+    for dataset, tags in datasets:
+        conn.execute(
+            "INSERT INTO datasets (experiment_id, name, digest, source_type, source, schema,"
+            " profile) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                experiment_id,
+                dataset["name"],
+                dataset["digest"],
+                dataset["source_type"],
+                dataset["source"],
+                dataset.get("schema"),
+                dataset.get("profile"),
+            ),
+        )
+        dataset_pk = conn.scalar(
+            "SELECT dataset_pk FROM datasets WHERE experiment_id = ? AND name = ? AND digest = ?",
+            (experiment_id, dataset["name"], dataset["digest"]),
+        )
+        conn.execute(
+            "INSERT INTO run_inputs (run_pk, dataset_pk) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (run_pk, dataset_pk),
+        )
+        conn.executemany(
+            "INSERT INTO input_tags (run_pk, dataset_pk, key, value) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (run_pk, dataset_pk, key) DO UPDATE SET value = excluded.value",
+            [(run_pk, dataset_pk, k, v) for k, v in tags],
+        )
+    conn.executemany(
+        "INSERT INTO run_model_io (run_pk, direction, model_id, step) VALUES (?, 'in', ?, 0)"
+        " ON CONFLICT DO NOTHING",
+        [(run_pk, m) for m in model_ids],
+    )
+
+
+def log_outputs(conn, run_id: str, models: Sequence[tuple[str, int]]) -> None:
+    run_pk = active_pk(conn, run_id)
+    conn.executemany(
+        "INSERT INTO run_model_io (run_pk, direction, model_id, step) VALUES (?, 'out', ?, ?)"
+        " ON CONFLICT (run_pk, direction, model_id) DO UPDATE SET step = excluded.step",
+        [(run_pk, model_id, step) for model_id, step in models],
+    )
+
+
+# --- search ----------------------------------------------------------------------------------------
+VIEW_STAGES = experiments.VIEW_STAGES
+
+
+def search(
+    conn,
+    *,
+    experiment_ids: list[int],
+    filter_string: str | None,
+    order_by: list[str],
+    view_type: str,
+    max_results: int,
+    page_token: str | None,
+) -> dict:
+    """Filter, order and page entirely in SQL, then load only the page's runs."""
+    offset = paging.decode(page_token)
+    where = filters.run_filter(filter_string, conn.dialect)
+    order = filters.run_order(order_by, conn.dialect)
+    exp_sql, args = conn.in_clause("r.experiment_id", experiment_ids)
+    stage_sql, stage_args = conn.in_clause("r.lifecycle_stage", VIEW_STAGES[view_type])
+    args = [*args, *stage_args]
+    sql = f"SELECT {_prefixed('r.')} FROM runs r WHERE {exp_sql} AND {stage_sql}"  # noqa: S608
+    if where is not None:
+        sql += f" AND ({where.sql})"
+        args += where.params
+    for term in order:
+        args += term.params
+    order_sql = [t.sql for t in order] + ["r.start_time DESC", "r.run_uuid ASC"]
+    sql += " ORDER BY " + ", ".join(order_sql) + " LIMIT ? OFFSET ?"
+    args += [max_results + 1, offset]
+    rows = conn.all(sql, args)
+    result: dict[str, Any] = {}
+    if rows[:max_results]:
+        result["runs"] = load(conn, rows[:max_results])
+    if len(rows) > max_results:
+        result["next_page_token"] = paging.encode(offset + max_results)
+    return result
+
+
+def _prefixed(alias: str) -> str:
+    return ", ".join(alias + c.strip() for c in _INFO_COLUMNS.split(","))
