@@ -5,7 +5,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from labtrack.api import experiments, meta, metrics, now_ms, runs
+from labtrack.api import (
+    artifacts,
+    auth,
+    experiments,
+    logged_models,
+    meta,
+    metrics,
+    now_ms,
+    registry,
+    runs,
+)
 from labtrack.config import Settings
 from labtrack.http import (
     MethodNotAllowed,
@@ -22,7 +32,16 @@ from labtrack.wire import MlflowError
 
 log = logging.getLogger("labtrack")
 
-ROUTE_TABLES = [meta.routes, experiments.routes, runs.routes, metrics.routes]
+ROUTE_TABLES = [
+    meta.routes,
+    experiments.routes,
+    runs.routes,
+    metrics.routes,
+    artifacts.routes,
+    registry.routes,
+    logged_models.routes,
+    auth.routes,
+]
 
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),

@@ -22,26 +22,60 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, envvar=_env("HOST"),
-              help="Address to listen on.")
-@click.option("--port", default=5000, show_default=True, type=int, envvar=_env("PORT"),
-              help="Port to listen on.")
-@click.option("--backend-store-uri", envvar=_env("BACKEND_STORE_URI"),
-              help="Metadata database: sqlite:///path.db or postgresql://user@host/db. "
-              "[default: sqlite in ./labtrack-data]")
-@click.option("--artifacts-destination", envvar=_env("ARTIFACTS_DESTINATION"),
-              help="Where proxied artifacts are stored: a folder or s3://bucket/prefix. "
-              "[default: ./labtrack-data/artifacts]")
-@click.option("--default-artifact-root", envvar=_env("DEFAULT_ARTIFACT_ROOT"),
-              help="artifact_location of new experiments when artifacts are not proxied "
-              "(--no-serve-artifacts); with proxying, an alias of --artifacts-destination.")
-@click.option("--serve-artifacts/--no-serve-artifacts", default=True, show_default=True,
-              envvar=_env("SERVE_ARTIFACTS"),
-              help="Proxy artifact uploads and downloads through this server.")
-@click.option("--workers", default=1, show_default=True, type=int, envvar=_env("WORKERS"),
-              help="Number of worker processes.")
-@click.option("--static-prefix", default="", envvar=_env("STATIC_PREFIX"),
-              help="Serve everything under this sub-path, e.g. /mlflow behind a reverse proxy.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar=_env("HOST"),
+    help="Address to listen on.",
+)
+@click.option(
+    "--port",
+    default=5000,
+    show_default=True,
+    type=int,
+    envvar=_env("PORT"),
+    help="Port to listen on.",
+)
+@click.option(
+    "--backend-store-uri",
+    envvar=_env("BACKEND_STORE_URI"),
+    help="Metadata database: sqlite:///path.db or postgresql://user@host/db. "
+    "[default: sqlite in ./labtrack-data]",
+)
+@click.option(
+    "--artifacts-destination",
+    envvar=_env("ARTIFACTS_DESTINATION"),
+    help="Where proxied artifacts are stored: a folder or s3://bucket/prefix. "
+    "[default: ./labtrack-data/artifacts]",
+)
+@click.option(
+    "--default-artifact-root",
+    envvar=_env("DEFAULT_ARTIFACT_ROOT"),
+    help="artifact_location of new experiments when artifacts are not proxied "
+    "(--no-serve-artifacts); with proxying, an alias of --artifacts-destination.",
+)
+@click.option(
+    "--serve-artifacts/--no-serve-artifacts",
+    default=True,
+    show_default=True,
+    envvar=_env("SERVE_ARTIFACTS"),
+    help="Proxy artifact uploads and downloads through this server.",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=int,
+    envvar=_env("WORKERS"),
+    help="Number of worker processes.",
+)
+@click.option(
+    "--static-prefix",
+    default="",
+    envvar=_env("STATIC_PREFIX"),
+    help="Serve everything under this sub-path, e.g. /mlflow behind a reverse proxy.",
+)
 def server(
     host: str,
     port: int,
@@ -121,8 +155,11 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--backend-store-uri", envvar=_env("BACKEND_STORE_URI"),
-              help="Database to migrate. [default: sqlite in ./labtrack-data]")
+@click.option(
+    "--backend-store-uri",
+    envvar=_env("BACKEND_STORE_URI"),
+    help="Database to migrate. [default: sqlite in ./labtrack-data]",
+)
 def db_upgrade(backend_store_uri: str | None) -> None:
     """Apply pending schema migrations (the server also does this at start-up)."""
     from labtrack.store.db import Database

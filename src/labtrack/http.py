@@ -44,7 +44,9 @@ class Request:
     def headers(self) -> dict[str, str]:
         """Lower-cased header names; repeated headers keep the last value."""
         if self._headers is None:
-            self._headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in self.scope["headers"]}
+            self._headers = {
+                k.decode("latin-1"): v.decode("latin-1") for k, v in self.scope["headers"]
+            }
         return self._headers
 
     @property
@@ -77,7 +79,10 @@ class Response:
     __slots__ = ("status", "body", "headers")
 
     def __init__(
-        self, body: bytes = b"", status: int = 200, content_type: str | None = None,
+        self,
+        body: bytes = b"",
+        status: int = 200,
+        content_type: str | None = None,
         headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         self.status = status
@@ -96,7 +101,9 @@ class StreamingResponse:
     """A response whose body is produced chunk by chunk (artifact downloads)."""
 
     def __init__(
-        self, chunks: AsyncIterator[bytes], status: int = 200,
+        self,
+        chunks: AsyncIterator[bytes],
+        status: int = 200,
         headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         self.chunks = chunks
@@ -121,11 +128,30 @@ def error_response(error: MlflowError) -> Response:
     return json_response(error.to_dict(), error.status)
 
 
+@dataclass(frozen=True)
+class Access:
+    """What a route touches and the permission it needs; the auth layer enforces it.
+
+    ``resource`` is the kind of object the request names: "experiment", "run",
+    "registered_model", "logged_model", "artifact" (a path in the artifact store), "user", or
+    "server" (no single object: creating experiments or models, listing, admin actions).
+    ``permission`` is one of READ, USE, EDIT, MANAGE (MLflow's meanings), CREATE (may create a
+    new experiment or model), ADMIN, or AUTHENTICATED (any signed-in user; listings filter their
+    results themselves). ``field`` is the request field naming the object (query or JSON body;
+    a list field names several), or "path" for the route's path remainder.
+    """
+
+    resource: str
+    permission: str
+    field: str | None = None
+
+
 @dataclass
 class Route:
     method: str
     path: str
     handler: Handler
+    access: Access | None = None
     # Anyone may call it, signed in or not (only /health and /version-style routes).
     public: bool = False
     # The path is a prefix; the rest of the request path becomes path_params["rest"].
@@ -139,20 +165,46 @@ class RouteTable:
     def __init__(self) -> None:
         self.routes: list[Route] = []
 
-    def api(self, method: str, path: str, *, version: str = "2.0", ajax: bool = True, **meta: Any):
+    def api(
+        self,
+        method: str,
+        path: str,
+        *,
+        access: Access | None = None,
+        public: bool = False,
+        version: str = "2.0",
+        ajax: bool = True,
+        prefix: bool = False,
+        **meta: Any,
+    ):
         """An MLflow API route: served under /api/<version> and, for the UI, /ajax-api/<version>."""
 
         def decorate(handler: Handler) -> Handler:
             prefixes = [f"/api/{version}"] + ([f"/ajax-api/{version}"] if ajax else [])
             for p in prefixes:
-                self.routes.append(Route(method, p + path, handler, meta=meta))
+                self.routes.append(
+                    Route(method, p + path, handler, access, public, prefix=prefix, meta=meta)
+                )
             return handler
 
         return decorate
 
-    def raw(self, method: str, path: str, *, public: bool = False, prefix: bool = False, **meta: Any):
+    def raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        access: Access | None = None,
+        public: bool = False,
+        prefix: bool = False,
+        **meta: Any,
+    ):
+        """A route at an exact path outside the /api tree (health, UI, legacy downloads)."""
+
         def decorate(handler: Handler) -> Handler:
-            self.routes.append(Route(method, path, handler, public=public, prefix=prefix, meta=meta))
+            self.routes.append(
+                Route(method, path, handler, access, public, prefix=prefix, meta=meta)
+            )
             return handler
 
         return decorate

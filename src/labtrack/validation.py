@@ -25,14 +25,14 @@ def check_key(key: str, what: str) -> None:
     """Keys may be used as file names, so they must be plain and must not normalise elsewhere."""
     if not _KEY_CHARS.match(key):
         raise invalid(
-            f'Invalid value "{key}" for parameter \'key\' supplied: Names may only contain '
+            f"Invalid value \"{key}\" for parameter 'key' supplied: Names may only contain "
             "alphanumerics, underscores (_), dashes (-), periods (.), spaces ( ), colon(:) and "
             "slashes (/)."
         )
     normalized = posixpath.normpath(key)
     if key and (normalized != key or key == "." or key.startswith("..") or key.startswith("/")):
         raise invalid(
-            f'Invalid value "{key}" for parameter \'key\' supplied: Names may be treated as files '
+            f"Invalid value \"{key}\" for parameter 'key' supplied: Names may be treated as files "
             "in certain cases, and must not resolve to other names when treated as such. "
             f"This name would resolve to '{normalized}'"
         )

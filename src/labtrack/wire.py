@@ -109,8 +109,13 @@ def dumps(payload: Any) -> bytes:
 
 # --- request fields ----------------------------------------------------------------------------
 
-_SPECIAL_DOUBLES = {"nan": float("nan"), "infinity": float("inf"), "-infinity": float("-inf"),
-                    "inf": float("inf"), "-inf": float("-inf")}
+_SPECIAL_DOUBLES = {
+    "nan": float("nan"),
+    "infinity": float("inf"),
+    "-infinity": float("-inf"),
+    "inf": float("inf"),
+    "-inf": float("-inf"),
+}
 
 
 def _camel(name: str) -> str:

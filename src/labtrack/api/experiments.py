@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from labtrack.api import now_ms
-from labtrack.http import Request, RouteTable, read_params
+from labtrack.http import Access, Request, RouteTable, read_params
 from labtrack.store import experiments as store
 from labtrack.validation import (
     MAX_EXPERIMENT_TAG_VALUE_LENGTH,
@@ -37,7 +37,7 @@ def _check_tag_value(value: str) -> None:
         )
 
 
-@routes.api("POST", "/mlflow/experiments/create")
+@routes.api("POST", "/mlflow/experiments/create", access=Access("server", "CREATE"))
 async def create(req: Request) -> dict:
     params = await read_params(req)
     name = params.str("name", required=True)
@@ -51,21 +51,25 @@ async def create(req: Request) -> dict:
     return {"experiment_id": experiment_id}
 
 
-@routes.api("GET", "/mlflow/experiments/get")
+@routes.api("GET", "/mlflow/experiments/get", access=Access("experiment", "READ", "experiment_id"))
 async def get(req: Request) -> dict:
     params = await read_params(req)
     experiment_id = parse_experiment_id(params.str("experiment_id", required=True))
     return {"experiment": await req.app.db.read(store.get, experiment_id)}
 
 
-@routes.api("GET", "/mlflow/experiments/get-by-name")
+@routes.api(
+    "GET", "/mlflow/experiments/get-by-name", access=Access("experiment", "READ", "experiment_name")
+)
 async def get_by_name(req: Request) -> dict:
     params = await read_params(req)
     name = params.str("experiment_name", required=True)
     return {"experiment": await req.app.db.read(store.get_by_name, name)}
 
 
-@routes.api("POST", "/mlflow/experiments/delete")
+@routes.api(
+    "POST", "/mlflow/experiments/delete", access=Access("experiment", "MANAGE", "experiment_id")
+)
 async def delete(req: Request) -> dict:
     params = await read_params(req)
     experiment_id = parse_experiment_id(params.str("experiment_id", required=True))
@@ -73,7 +77,9 @@ async def delete(req: Request) -> dict:
     return {}
 
 
-@routes.api("POST", "/mlflow/experiments/restore")
+@routes.api(
+    "POST", "/mlflow/experiments/restore", access=Access("experiment", "MANAGE", "experiment_id")
+)
 async def restore(req: Request) -> dict:
     params = await read_params(req)
     experiment_id = parse_experiment_id(params.str("experiment_id", required=True))
@@ -81,7 +87,9 @@ async def restore(req: Request) -> dict:
     return {}
 
 
-@routes.api("POST", "/mlflow/experiments/update")
+@routes.api(
+    "POST", "/mlflow/experiments/update", access=Access("experiment", "EDIT", "experiment_id")
+)
 async def update(req: Request) -> dict:
     params = await read_params(req)
     experiment_id = parse_experiment_id(params.str("experiment_id", required=True))
@@ -92,7 +100,11 @@ async def update(req: Request) -> dict:
     return {}
 
 
-@routes.api("POST", "/mlflow/experiments/set-experiment-tag")
+@routes.api(
+    "POST",
+    "/mlflow/experiments/set-experiment-tag",
+    access=Access("experiment", "EDIT", "experiment_id"),
+)
 async def set_tag(req: Request) -> dict:
     params = await read_params(req)
     experiment_id = parse_experiment_id(params.str("experiment_id", required=True))
@@ -104,7 +116,11 @@ async def set_tag(req: Request) -> dict:
     return {}
 
 
-@routes.api("POST", "/mlflow/experiments/delete-experiment-tag")
+@routes.api(
+    "POST",
+    "/mlflow/experiments/delete-experiment-tag",
+    access=Access("experiment", "EDIT", "experiment_id"),
+)
 async def delete_tag(req: Request) -> dict:
     params = await read_params(req)
     experiment_id = parse_experiment_id(params.str("experiment_id", required=True))
@@ -113,8 +129,8 @@ async def delete_tag(req: Request) -> dict:
     return {}
 
 
-@routes.api("GET", "/mlflow/experiments/search")
-@routes.api("POST", "/mlflow/experiments/search")
+@routes.api("GET", "/mlflow/experiments/search", access=Access("server", "AUTHENTICATED"))
+@routes.api("POST", "/mlflow/experiments/search", access=Access("server", "AUTHENTICATED"))
 async def search(req: Request) -> dict:
     params = await read_params(req)
     max_results = params.int("max_results")

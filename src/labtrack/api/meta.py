@@ -22,7 +22,7 @@ async def version(req: Request) -> Response:
     return Response(MLFLOW_PROTOCOL_VERSION.encode(), content_type="text/plain; charset=utf-8")
 
 
-@routes.api("GET", "/mlflow/server-info", version="3.0")
+@routes.api("GET", "/mlflow/server-info", version="3.0", public=True)
 async def server_info(req: Request) -> dict:
     return {
         "store_type": "SqlStore",

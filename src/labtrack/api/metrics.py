@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from labtrack.api.runs import run_id_of
-from labtrack.http import Request, RouteTable, read_params
+from labtrack.http import Access, Request, RouteTable, read_params
 from labtrack.store import metrics as store
 from labtrack.wire import bad_value, invalid, missing
 
@@ -14,7 +14,7 @@ MAX_INTERVAL_RESULTS = 2500
 MAX_BULK_HISTORY_RESULTS = 25000
 
 
-@routes.api("GET", "/mlflow/metrics/get-history")
+@routes.api("GET", "/mlflow/metrics/get-history", access=Access("run", "READ", "run_id"))
 async def get_history(req: Request) -> dict:
     params = await read_params(req)
     run_id = run_id_of(params)
@@ -22,9 +22,7 @@ async def get_history(req: Request) -> dict:
     max_results = params.int("max_results")
     if max_results is not None and max_results < 1:
         raise bad_value("max_results", max_results)
-    return await req.app.db.read(
-        store.history, run_id, key, max_results, params.str("page_token")
-    )
+    return await req.app.db.read(store.history, run_id, key, max_results, params.str("page_token"))
 
 
 def _run_ids(params, name: str) -> list[str]:
@@ -39,7 +37,9 @@ def _run_ids(params, name: str) -> list[str]:
     return run_ids
 
 
-@routes.api("GET", "/mlflow/metrics/get-history-bulk-interval")
+@routes.api(
+    "GET", "/mlflow/metrics/get-history-bulk-interval", access=Access("run", "READ", "run_ids")
+)
 async def get_history_bulk_interval(req: Request) -> dict:
     params = await read_params(req)
     run_ids = _run_ids(params, "run_ids")
@@ -57,7 +57,9 @@ async def get_history_bulk_interval(req: Request) -> dict:
     )
 
 
-@routes.api("GET", "/mlflow/metrics/get-history-bulk", version="2.0")
+@routes.api(
+    "GET", "/mlflow/metrics/get-history-bulk", version="2.0", access=Access("run", "READ", "run_id")
+)
 async def get_history_bulk(req: Request) -> dict:
     params = await read_params(req)
     run_ids = _run_ids(params, "run_id")

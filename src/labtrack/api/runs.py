@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from labtrack.api import now_ms
-from labtrack.http import Request, RouteTable, read_params
+from labtrack.http import Access, Request, RouteTable, read_params
 from labtrack.store import runs as store
 from labtrack.validation import (
     MAX_PARAM_VALUE_LENGTH,
@@ -56,7 +56,7 @@ def _metric(p: Params) -> store.Metric:
 
 
 # --- lifecycle ----------------------------------------------------------------------------------
-@routes.api("POST", "/mlflow/runs/create")
+@routes.api("POST", "/mlflow/runs/create", access=Access("experiment", "EDIT", "experiment_id"))
 async def create(req: Request) -> dict:
     params = await read_params(req)
     experiment_id = parse_experiment_id(params.str("experiment_id", required=True))
@@ -72,13 +72,13 @@ async def create(req: Request) -> dict:
     return {"run": run}
 
 
-@routes.api("GET", "/mlflow/runs/get")
+@routes.api("GET", "/mlflow/runs/get", access=Access("run", "READ", "run_id"))
 async def get(req: Request) -> dict:
     params = await read_params(req)
     return {"run": await req.app.db.read(store.get, run_id_of(params))}
 
 
-@routes.api("POST", "/mlflow/runs/update")
+@routes.api("POST", "/mlflow/runs/update", access=Access("run", "EDIT", "run_id"))
 async def update(req: Request) -> dict:
     params = await read_params(req)
     run_info = await req.app.db.write(
@@ -91,14 +91,14 @@ async def update(req: Request) -> dict:
     return {"run_info": run_info}
 
 
-@routes.api("POST", "/mlflow/runs/delete")
+@routes.api("POST", "/mlflow/runs/delete", access=Access("run", "MANAGE", "run_id"))
 async def delete(req: Request) -> dict:
     params = await read_params(req)
     await req.app.db.write(store.set_lifecycle, run_id_of(params), "deleted", now_ms())
     return {}
 
 
-@routes.api("POST", "/mlflow/runs/restore")
+@routes.api("POST", "/mlflow/runs/restore", access=Access("run", "MANAGE", "run_id"))
 async def restore(req: Request) -> dict:
     params = await read_params(req)
     await req.app.db.write(store.set_lifecycle, run_id_of(params), "active", now_ms())
@@ -106,7 +106,7 @@ async def restore(req: Request) -> dict:
 
 
 # --- logging --------------------------------------------------------------------------------------
-@routes.api("POST", "/mlflow/runs/log-parameter")
+@routes.api("POST", "/mlflow/runs/log-parameter", access=Access("run", "EDIT", "run_id"))
 async def log_param(req: Request) -> dict:
     params = await read_params(req)
     run_id = run_id_of(params)
@@ -114,7 +114,7 @@ async def log_param(req: Request) -> dict:
     return {}
 
 
-@routes.api("POST", "/mlflow/runs/log-metric")
+@routes.api("POST", "/mlflow/runs/log-metric", access=Access("run", "EDIT", "run_id"))
 async def log_metric(req: Request) -> dict:
     params = await read_params(req)
     run_id = run_id_of(params)
@@ -122,7 +122,7 @@ async def log_metric(req: Request) -> dict:
     return {}
 
 
-@routes.api("POST", "/mlflow/runs/set-tag")
+@routes.api("POST", "/mlflow/runs/set-tag", access=Access("run", "EDIT", "run_id"))
 async def set_tag(req: Request) -> dict:
     params = await read_params(req)
     run_id = run_id_of(params)
@@ -130,7 +130,7 @@ async def set_tag(req: Request) -> dict:
     return {}
 
 
-@routes.api("POST", "/mlflow/runs/delete-tag")
+@routes.api("POST", "/mlflow/runs/delete-tag", access=Access("run", "EDIT", "run_id"))
 async def delete_tag(req: Request) -> dict:
     params = await read_params(req)
     run_id = run_id_of(params)
@@ -138,7 +138,7 @@ async def delete_tag(req: Request) -> dict:
     return {}
 
 
-@routes.api("POST", "/mlflow/runs/log-batch")
+@routes.api("POST", "/mlflow/runs/log-batch", access=Access("run", "EDIT", "run_id"))
 async def log_batch(req: Request) -> dict:
     params = await read_params(req)
     run_id = run_id_of(params)
@@ -167,7 +167,7 @@ async def log_batch(req: Request) -> dict:
     return {}
 
 
-@routes.api("POST", "/mlflow/runs/log-inputs")
+@routes.api("POST", "/mlflow/runs/log-inputs", access=Access("run", "EDIT", "run_id"))
 async def log_inputs(req: Request) -> dict:
     params = await read_params(req)
     run_id = run_id_of(params)
@@ -214,7 +214,7 @@ def _check_dataset(dataset: dict) -> None:
             raise invalid(f"Dataset {field} exceeds the maximum length of {limit} characters")
 
 
-@routes.api("POST", "/mlflow/runs/outputs")
+@routes.api("POST", "/mlflow/runs/outputs", access=Access("run", "EDIT", "run_id"))
 async def log_outputs(req: Request) -> dict:
     params = await read_params(req)
     run_id = run_id_of(params)
@@ -227,7 +227,7 @@ async def log_outputs(req: Request) -> dict:
 
 
 # --- search ----------------------------------------------------------------------------------------
-@routes.api("POST", "/mlflow/runs/search")
+@routes.api("POST", "/mlflow/runs/search", access=Access("experiment", "READ", "experiment_ids"))
 async def search(req: Request) -> dict:
     params = await read_params(req)
     experiment_ids = [parse_experiment_id(e) for e in params.str_list("experiment_ids")]

@@ -9,7 +9,9 @@ from labtrack.store import filters, paging
 from labtrack.store.db import Conn, integrity_errors
 from labtrack.wire import already_exists, invalid, not_found
 
-_COLUMNS = "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time"
+_COLUMNS = (
+    "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time"
+)
 
 
 def _to_dict(row: tuple, tags: list[dict]) -> dict[str, Any]:
@@ -129,7 +131,9 @@ def set_lifecycle(conn: Conn, experiment_id: int, stage: str, now: int) -> None:
     if row is None or row[0] != wanted_before:
         raise not_found(f"No Experiment with id={experiment_id} exists")
     if experiment_id == 0 and stage == "deleted":
-        raise invalid("Cannot delete the default experiment '0'. This is an internally reserved ID.")
+        raise invalid(
+            "Cannot delete the default experiment '0'. This is an internally reserved ID."
+        )
     conn.execute(
         "UPDATE experiments SET lifecycle_stage = ?, last_update_time = ? WHERE experiment_id = ?",
         (stage, now, experiment_id),
@@ -181,7 +185,7 @@ def search(
     where = filters.experiment_filter(filter_string, conn.dialect)
     order = filters.experiment_order(order_by, conn.dialect)
     stage_sql, params = conn.in_clause("e.lifecycle_stage", VIEW_STAGES[view_type])
-    sql = f"SELECT e.experiment_id FROM experiments e WHERE {stage_sql}"  # noqa: S608 - fixed text
+    sql = f"SELECT e.experiment_id FROM experiments e WHERE {stage_sql}"
     args: list = list(params)
     if where is not None:
         sql += f" AND ({where.sql})"

@@ -78,13 +78,13 @@ def bulk_interval(
         steps = [
             row[0]
             for row in conn.all(
-                f"SELECT DISTINCT step FROM metrics WHERE {where} ORDER BY step",  # noqa: S608
+                f"SELECT DISTINCT step FROM metrics WHERE {where} ORDER BY step",
                 args,
             )
         ]
         wanted = _sample_steps(steps, max_results)
         rows = conn.all(
-            f"SELECT timestamp, step, is_nan, value FROM metrics WHERE {where}"  # noqa: S608
+            f"SELECT timestamp, step, is_nan, value FROM metrics WHERE {where}"
             " ORDER BY step, timestamp, is_nan, value",
             args,
         )

@@ -38,9 +38,7 @@ def active_pk(conn, run_id: str) -> int:
     if row is None:
         raise not_found(f"Run with id={run_id} not found")
     if row[1] != "active":
-        raise invalid(
-            f"The run {run_id} must be in the 'active' state. Current state is {row[1]}."
-        )
+        raise invalid(f"The run {run_id} must be in the 'active' state. Current state is {row[1]}.")
     return row[0]
 
 
@@ -196,7 +194,7 @@ def update(
         args.append(run_name)
         _upsert_tags(conn, run_pk, [(RUN_NAME_TAG, run_name)])
     if sets:
-        conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_pk = ?", (*args, run_pk))  # noqa: S608
+        conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_pk = ?", (*args, run_pk))
     return _info(_row(conn, run_id))
 
 
@@ -215,7 +213,9 @@ def _log_params(conn, run_pk: int, run_id: str, params: Sequence[tuple[str, str]
         return
     key_sql, key_args = conn.in_clause("key", [k for k, _ in params])
     existing = dict(
-        conn.all(f"SELECT key, value FROM params WHERE run_pk = ? AND {key_sql}", (run_pk, *key_args))
+        conn.all(
+            f"SELECT key, value FROM params WHERE run_pk = ? AND {key_sql}", (run_pk, *key_args)
+        )
     )
     changed = [(k, existing[k], v) for k, v in params if k in existing and existing[k] != v]
     if len(changed) == 1 and len(params) == 1:
@@ -304,7 +304,9 @@ def log_batch(
 
 def delete_tag(conn, run_id: str, key: str) -> None:
     run_pk = active_pk(conn, run_id)
-    deleted = conn.execute("DELETE FROM run_tags WHERE run_pk = ? AND key = ?", (run_pk, key)).rowcount
+    deleted = conn.execute(
+        "DELETE FROM run_tags WHERE run_pk = ? AND key = ?", (run_pk, key)
+    ).rowcount
     if not deleted:
         raise not_found(f"No tag with name: {key} in run with id {run_id}")
 
@@ -314,7 +316,10 @@ Dataset = dict[str, Any]
 
 
 def log_inputs(
-    conn, run_id: str, datasets: Sequence[tuple[Dataset, list[tuple[str, str]]]], model_ids: list[str]
+    conn,
+    run_id: str,
+    datasets: Sequence[tuple[Dataset, list[tuple[str, str]]]],
+    model_ids: list[str],
 ) -> None:
     run_pk = active_pk(conn, run_id)
     experiment_id = conn.scalar("SELECT experiment_id FROM runs WHERE run_pk = ?", (run_pk,))
@@ -382,7 +387,7 @@ def search(
     exp_sql, args = conn.in_clause("r.experiment_id", experiment_ids)
     stage_sql, stage_args = conn.in_clause("r.lifecycle_stage", VIEW_STAGES[view_type])
     args = [*args, *stage_args]
-    sql = f"SELECT {_prefixed('r.')} FROM runs r WHERE {exp_sql} AND {stage_sql}"  # noqa: S608
+    sql = f"SELECT {_prefixed('r.')} FROM runs r WHERE {exp_sql} AND {stage_sql}"
     if where is not None:
         sql += f" AND ({where.sql})"
         args += where.params

@@ -10,7 +10,8 @@ Design notes (why the tables look like this):
   ``is_nan = 1`` because SQLite turns NaN into NULL.
 
 Each migration is a list of statements written once, with ``{types}`` placeholders that the
-dialect fills in.
+dialect fills in. Migrations are kept per *area* (tracking, registry, auth), each area its own
+append-only chain, so areas evolve independently; areas are applied in the order of ``AREAS``.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ TYPES = {
     },
 }
 
-MIGRATIONS: list[list[str]] = [
-    # 1: tracking core
+TRACKING: list[list[str]] = [
+    # 1: experiments, runs, params, tags, metrics, datasets
     [
         """CREATE TABLE experiments (
             experiment_id {pk},
@@ -126,6 +127,13 @@ MIGRATIONS: list[list[str]] = [
         ){without_rowid}""",
     ],
 ]
+
+
+def _areas() -> dict[str, list[list[str]]]:
+    from labtrack.store.schema_auth import AUTH
+    from labtrack.store.schema_registry import REGISTRY
+
+    return {"tracking": TRACKING, "registry": REGISTRY, "auth": AUTH}
 
 
 def statements(migration: list[str], dialect: str) -> list[str]:
