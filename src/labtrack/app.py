@@ -15,6 +15,7 @@ from labtrack.api import (
     now_ms,
     registry,
     runs,
+    webhooks,
 )
 from labtrack.config import Settings
 from labtrack.http import (
@@ -40,6 +41,7 @@ ROUTE_TABLES = [
     artifacts.routes,
     registry.routes,
     logged_models.routes,
+    webhooks.routes,
     auth.routes,
 ]
 
