@@ -17,6 +17,9 @@ from labtrack.api import (
     runs,
     webhooks,
 )
+from labtrack.artifacts import open_store
+from labtrack.auth import setup as auth_setup
+from labtrack.auth.enforce import Enforcer
 from labtrack.config import Settings
 from labtrack.http import (
     MethodNotAllowed,
@@ -57,10 +60,13 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Database(settings.backend_store_uri)
+        self.artifacts = open_store(settings.artifacts_destination, settings.s3_endpoint_url)
         self.router = Router()
         for table in ROUTE_TABLES:
             self.router.include(table)
         self.prefix = settings.normalized_prefix
+        # The auth Enforcer once start-up decided authentication is on (labtrack.auth.setup).
+        self.auth: Enforcer | None = None
 
     def startup(self) -> None:
         """Migrate the schema and make sure the Default experiment exists."""
@@ -70,6 +76,7 @@ class App:
             self.settings.experiment_artifact_location("0"),
             now_ms(),
         )
+        self.auth = auth_setup.start(self)
 
     def shutdown(self) -> None:
         self.db.close()
@@ -92,13 +99,19 @@ class App:
             request = Request(scope, receive, self, path)
             if rest is not None:
                 request.path_params["rest"] = rest
+            if self.auth is not None and not route.public:
+                await self.auth.check(request, route)
             result = await route.handler(request)
+            if self.auth is not None and not route.public:
+                await self.auth.after(request, route, result)
             response = json_response(result) if isinstance(result, dict) else result
         except MethodNotAllowed as exc:
             response = error_response(exc)
             response.headers.append((b"allow", ", ".join(exc.allowed).encode()))
         except MlflowError as exc:
             response = error_response(exc)
+            # WWW-Authenticate on 401, Retry-After on throttled sign-ins.
+            response.headers.extend(getattr(exc, "headers", ()))
         except Exception:
             log.exception("Unhandled error on %s %s", scope["method"], scope["path"])
             response = error_response(

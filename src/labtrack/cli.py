@@ -8,7 +8,9 @@ import sys
 import click
 
 from labtrack import __version__
+from labtrack.auth import cli as auth_cli
 from labtrack.config import Settings, default_artifacts_destination, default_backend_store_uri
+from labtrack.gc import gc as gc_command
 
 
 def _env(name: str) -> str:
@@ -63,6 +65,19 @@ def main() -> None:
     help="Proxy artifact uploads and downloads through this server.",
 )
 @click.option(
+    "--s3-endpoint-url",
+    envvar=_env("S3_ENDPOINT_URL"),
+    help="S3 endpoint for an s3:// artifacts destination (MinIO, RustFS, ...). "
+    "[default: $MLFLOW_S3_ENDPOINT_URL, else AWS]",
+)
+@click.option(
+    "--multipart-uploads/--no-multipart-uploads",
+    default=True,
+    show_default=True,
+    envvar=_env("MULTIPART_UPLOADS"),
+    help="Let clients upload large artifacts in parallel parts through this server.",
+)
+@click.option(
     "--workers",
     default=1,
     show_default=True,
@@ -76,6 +91,21 @@ def main() -> None:
     envvar=_env("STATIC_PREFIX"),
     help="Serve everything under this sub-path, e.g. /mlflow behind a reverse proxy.",
 )
+@click.option(
+    "--webhook-allowed-schemes",
+    default="https",
+    show_default=True,
+    envvar=_env("WEBHOOK_ALLOWED_SCHEMES"),
+    help="URL schemes registry webhooks may use, comma-separated (e.g. https,http).",
+)
+@click.option(
+    "--webhook-allow-private-ips/--no-webhook-allow-private-ips",
+    default=False,
+    show_default=True,
+    envvar=_env("WEBHOOK_ALLOW_PRIVATE_IPS"),
+    help="Let registry webhooks call loopback, private and link-local addresses.",
+)
+@auth_cli.server_options
 def server(
     host: str,
     port: int,
@@ -83,8 +113,13 @@ def server(
     artifacts_destination: str | None,
     default_artifact_root: str | None,
     serve_artifacts: bool,
+    s3_endpoint_url: str | None,
+    multipart_uploads: bool,
     workers: int,
     static_prefix: str,
+    webhook_allowed_schemes: str,
+    webhook_allow_private_ips: bool,
+    **auth_settings: object,
 ) -> None:
     """Run the tracking server."""
     import uvicorn
@@ -98,12 +133,19 @@ def server(
         artifacts_destination=artifacts_destination or default_artifacts_destination(),
         default_artifact_root=default_artifact_root,
         serve_artifacts=serve_artifacts,
+        s3_endpoint_url=s3_endpoint_url,
+        multipart_uploads=multipart_uploads,
         workers=max(1, workers),
         static_prefix=static_prefix,
+        webhook_allowed_schemes=webhook_allowed_schemes,
+        webhook_allow_private_ips=webhook_allow_private_ips,
+        **auth_settings,  # type: ignore[arg-type]
     )
+    _migrate(settings)
+    # Bootstraps the admin and decides whether authentication is on, or refuses to start.
+    auth_cli.prepare_server(settings)
     # Workers are separate processes: they read the settings back from the environment.
     os.environ.update(settings.to_env())
-    _migrate(settings)
     click.echo(
         f"labtrack {__version__} listening on http://{host}:{port}{settings.normalized_prefix} "
         f"(backend: {_redact(settings.backend_store_uri)}, workers: {settings.workers})",
@@ -121,6 +163,8 @@ def server(
         access_log=False,
         lifespan="on",
         timeout_keep_alive=60,
+        # labtrack reads X-Forwarded-For itself, only from --trusted-proxies (labtrack.auth).
+        proxy_headers=False,
     )
 
 
@@ -173,6 +217,11 @@ def db_upgrade(backend_store_uri: str | None) -> None:
         click.echo(f"Applied migrations {applied} to {_redact(uri)}")
     else:
         click.echo(f"{_redact(uri)} is up to date")
+
+
+for _command in auth_cli.COMMANDS:
+    main.add_command(_command)
+main.add_command(gc_command)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,47 @@ class Settings:
     # What new experiments get as artifact_location when artifacts are not proxied.
     default_artifact_root: str | None = None
     serve_artifacts: bool = True
+    # S3 endpoint for an s3:// artifacts destination (MinIO, ...); falls back to
+    # MLFLOW_S3_ENDPOINT_URL, then AWS's own default.
+    s3_endpoint_url: str | None = None
+    # Advertise and accept multipart uploads (the stock client uses them for files >= 500 MB).
+    multipart_uploads: bool = True
     workers: int = 1
     static_prefix: str = ""
+    # --- identity and access (docs/auth.md describes each) ---------------------------------------
+    # "auto": on when an identity source is configured, off on loopback without one, and a
+    # refusal to start on another address; "on" / "off" force it (--auth / --no-auth).
+    auth: str = "auto"
+    auth_default_permission: str = "READ"
+    auth_default_role: str = "creator"
+    auth_role_map: str = "admin=admin,data_scientist=creator,user=reader"
+    auth_cache_ttl: int = 30
+    # First-start admin (environment only, never a flag: command lines are visible to all).
+    admin_username: str | None = None
+    admin_password: str | None = None
+    apihub_url: str | None = None
+    apihub_password_url: str | None = None
+    apihub_token_url: str | None = None
+    apihub_apikey_url: str | None = None
+    apihub_checks: str = "password,token,apikey"
+    forward_auth_url: str | None = None
+    forward_auth_user_header: str = "X-Auth-Request-User"
+    forward_auth_groups_header: str = "X-Auth-Request-Groups"
+    oidc_issuer: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_audience: str | None = None
+    oidc_username_claim: str = "preferred_username"
+    oidc_groups_claim: str = "groups"
+    trusted_proxies: str | None = None
+    proxy_user_header: str = "X-Forwarded-User"
+    proxy_groups_header: str = "X-Forwarded-Groups"
+    # --- registry webhooks (docs/registry.md) ------------------------------------------------------
+    # URL schemes webhooks may use (comma-separated), and whether they may target private,
+    # loopback or link-local addresses (off: the server's own network is unreachable).
+    webhook_allowed_schemes: str = "https"
+    webhook_allow_private_ips: bool = False
+    # Key that seals stored webhook secrets (environment only, never a flag).
+    webhook_secret_key: str | None = None
 
     def experiment_artifact_location(self, experiment_id: str) -> str:
         """The artifact_location a new experiment gets when the client doesn't choose one."""

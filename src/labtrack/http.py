@@ -24,7 +24,17 @@ Handler = Callable[["Request"], Awaitable[Any]]
 class Request:
     """What a handler sees of one HTTP request."""
 
-    __slots__ = ("scope", "_receive", "app", "path", "path_params", "_query", "_headers", "_body")
+    __slots__ = (
+        "scope",
+        "_receive",
+        "app",
+        "path",
+        "path_params",
+        "_query",
+        "_headers",
+        "_body",
+        "_params",
+    )
 
     def __init__(self, scope: dict, receive: Callable, app: App, path: str) -> None:
         self.scope = scope
@@ -35,6 +45,8 @@ class Request:
         self._query: dict[str, list[str]] | None = None
         self._headers: dict[str, str] | None = None
         self._body: bytes | None = None
+        # read_params' result, so the auth check and the handler parse the body once.
+        self._params: Params | None = None
 
     @property
     def method(self) -> str:
@@ -268,7 +280,15 @@ def loads(body: bytes) -> Any:
 
 
 async def read_params(req: Request) -> Params:
-    """The request's fields: query string for GET, JSON body otherwise (MLflow's rules)."""
+    """The request's fields: query string for GET, JSON body otherwise (MLflow's rules).
+
+    Parsed once per request: the auth check reads them before the handler does."""
+    if req._params is None:
+        req._params = await _parse_params(req)
+    return req._params
+
+
+async def _parse_params(req: Request) -> Params:
     if req.method in ("GET", "HEAD"):
         return Params(req.query, from_query=True)
     if req.method in ("POST", "PUT"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from labtrack.api import now_ms
+from labtrack.auth.visibility import readable
 from labtrack.http import Access, Request, RouteTable, read_params
 from labtrack.store import experiments as store
 from labtrack.validation import (
@@ -143,4 +144,5 @@ async def search(req: Request) -> dict:
         view_type=params.enum("view_type", VIEW_TYPES, default="ACTIVE_ONLY"),
         max_results=max_results,
         page_token=params.str("page_token"),
+        readable=readable(req, "experiment", "e.experiment_id"),
     )

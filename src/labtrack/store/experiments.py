@@ -180,13 +180,19 @@ def search(
     view_type: str,
     max_results: int,
     page_token: str | None,
+    readable: tuple[str, list] | None = None,
 ) -> dict:
+    """``readable``: a WHERE fragment on ``e.experiment_id`` keeping what the caller may read
+    (labtrack.auth.visibility), applied before paging so pages stay full and correct."""
     offset = paging.decode(page_token)
     where = filters.experiment_filter(filter_string, conn.dialect)
     order = filters.experiment_order(order_by, conn.dialect)
     stage_sql, params = conn.in_clause("e.lifecycle_stage", VIEW_STAGES[view_type])
     sql = f"SELECT e.experiment_id FROM experiments e WHERE {stage_sql}"
     args: list = list(params)
+    if readable is not None:
+        sql += f" AND ({readable[0]})"
+        args += readable[1]
     if where is not None:
         sql += f" AND ({where.sql})"
         args += where.params
