@@ -61,11 +61,12 @@ def check_experiment_name(name: str) -> None:
 
 def parse_experiment_id(value: str | None, field: str = "experiment_id") -> int:
     try:
-        return int(value)  # type: ignore[arg-type]
+        number = int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise invalid(
-            f"Invalid experiment ID '{value}'. Experiment ID must be a valid integer."
-        ) from None
+        number = None
+    if number is None or not 0 <= number < 2**63:
+        raise invalid(f"Invalid experiment ID '{value}'. Experiment ID must be a valid integer.")
+    return number
 
 
 def check_batch_sizes(n_metrics: int, n_params: int, n_tags: int) -> None:

@@ -108,6 +108,7 @@ def dumps(payload: Any) -> bytes:
 
 
 # --- request fields ----------------------------------------------------------------------------
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 _SPECIAL_DOUBLES = {
     "nan": float("nan"),
@@ -126,7 +127,8 @@ def _camel(name: str) -> str:
 class Params:
     """The fields of one request (JSON body or query string), read with MLflow's rules.
 
-    Fields may be spelled with the proto name (``run_id``) or the JSON name (``runId``), not both.
+    Fields are read by their proto names (``run_id``); like the stock server, a field sent also
+    under its JSON name (``runId``) is refused as ambiguous, and the JSON name alone is ignored.
     Query strings carry everything as text, so numbers and booleans are parsed from strings.
     ``where`` names the enclosing object in error messages (``metrics[0].``).
     """
@@ -140,15 +142,13 @@ class Params:
 
     def raw(self, name: str) -> Any:
         data = self.data
-        camel = _camel(name)
-        if camel != name and camel in data:
-            if name in data:
+        value = data.get(name)
+        if value is not None and not self.from_query:
+            camel = _camel(name)
+            if camel != name and camel in data:
                 raise invalid(
                     f"Request specifies both '{name}' and '{camel}'; provide only one of them."
                 )
-            value = data[camel]
-        else:
-            value = data.get(name)
         if self.from_query and isinstance(value, list):
             return value[0] if value else None
         return value
@@ -177,16 +177,20 @@ class Params:
             return default
         if isinstance(value, bool):
             raise bad_value(self._name(name), value)
+        number: int | None = None
         if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        elif isinstance(value, str):
             try:
-                return int(value.strip())
+                number = int(value.strip())
             except ValueError:
                 pass
-        raise bad_value(self._name(name), value)
+        # Fields are int64 on the wire; anything wider is bad input, not a database error.
+        if number is None or not INT64_MIN <= number <= INT64_MAX:
+            raise bad_value(self._name(name), value)
+        return number
 
     def double(self, name: str, *, required: bool = False) -> float | None:
         value = self.raw(name)
@@ -219,7 +223,7 @@ class Params:
         raise bad_value(self._name(name), value)
 
     def str_list(self, name: str) -> list[str]:
-        value = self.data.get(name, self.data.get(_camel(name)))
+        value = self.data.get(name)
         if value is None:
             return []
         if isinstance(value, str) and not self.from_query:

@@ -245,3 +245,24 @@ async def search(req: Request) -> dict:
         max_results=max_results,
         page_token=params.str("page_token"),
     )
+
+
+MAX_DATASET_SEARCH_EXPERIMENTS = 20
+
+
+# The UI's dataset summary; the stock server serves it only under /ajax-api (its proto path is
+# broken), so this route is registered there alone.
+@routes.raw(
+    "POST",
+    "/ajax-api/2.0/mlflow/experiments/search-datasets",
+    access=Access("experiment", "READ", "experiment_ids"),
+)
+async def search_datasets(req: Request) -> dict:
+    params = await read_params(req)
+    experiment_ids = [parse_experiment_id(e) for e in params.str_list("experiment_ids")]
+    if not 1 <= len(experiment_ids) <= MAX_DATASET_SEARCH_EXPERIMENTS:
+        raise invalid(
+            f"SearchDatasets request must specify between 1 and "
+            f"{MAX_DATASET_SEARCH_EXPERIMENTS} experiment_ids. Received {len(experiment_ids)}."
+        )
+    return await req.app.db.read(store.search_datasets, experiment_ids)

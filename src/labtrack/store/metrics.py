@@ -25,8 +25,13 @@ def _point(key: str, ts: int, step: int, is_nan: int, value: float) -> dict[str,
 
 
 def history(conn, run_id: str, key: str, max_results: int | None, page_token: str | None) -> dict:
-    """The whole series ordered by (timestamp, step, value): the primary key's own order."""
-    run_pk = _run_pk(conn, run_id)
+    """The whole series ordered by (timestamp, step, value): the primary key's own order.
+
+    An unknown run has an empty history, as with the stock server.
+    """
+    run_pk = conn.scalar("SELECT run_pk FROM runs WHERE run_uuid = ?", (run_id,))
+    if run_pk is None:
+        return {}
     offset = paging.decode(page_token)
     sql = (
         "SELECT timestamp, step, is_nan, value FROM metrics WHERE run_pk = ? AND key = ?"

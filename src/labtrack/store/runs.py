@@ -407,3 +407,22 @@ def search(
 
 def _prefixed(alias: str) -> str:
     return ", ".join(alias + c.strip() for c in _INFO_COLUMNS.split(","))
+
+
+def search_datasets(conn, experiment_ids: list[int]) -> dict:
+    """The distinct (experiment, dataset, context) triples that runs of these experiments used."""
+    exp_sql, args = conn.in_clause("d.experiment_id", experiment_ids)
+    rows = conn.all(
+        "SELECT DISTINCT d.experiment_id, d.name, d.digest, it.value FROM datasets d"
+        " JOIN run_inputs ri ON ri.dataset_pk = d.dataset_pk"
+        " LEFT JOIN input_tags it ON it.run_pk = ri.run_pk AND it.dataset_pk = ri.dataset_pk"
+        f" AND it.key = ? WHERE {exp_sql} ORDER BY d.experiment_id, d.name, d.digest LIMIT 1000",
+        (DATASET_CONTEXT_TAG, *args),
+    )
+    summaries = []
+    for experiment_id, name, digest, context in rows:
+        summary = {"experiment_id": str(experiment_id), "name": name, "digest": digest}
+        if context is not None:
+            summary["context"] = context
+        summaries.append(summary)
+    return {"dataset_summaries": summaries} if summaries else {}
