@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from labtrack import __version__
+from labtrack.api.artifacts import multipart_uploads_enabled
 from labtrack.http import Request, Response, RouteTable
 
 routes = RouteTable()
@@ -30,7 +31,7 @@ async def server_info(req: Request) -> dict:
         "labtrack_version": __version__,
         "workspaces_enabled": False,
         "trace_archival_enabled": False,
-        "multipart_uploads_enabled": False,
+        "multipart_uploads_enabled": multipart_uploads_enabled(req.app),
         "multipart_downloads_enabled": False,
         "presigned_upload_run_id_supported": False,
         "presigned_upload_model_id_supported": False,
