@@ -1,0 +1,209 @@
+"""A minimal keep-alive JSON client: one connection per simulated client thread.
+
+`http.client` is used instead of a richer library because on a 2-core machine the benchmark
+client competes with the server for CPU; the thinner the client, the less it caps a fast server.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+try:
+    import orjson
+
+    def _dumps(obj: Any) -> bytes:
+        return orjson.dumps(obj)
+
+    _loads = orjson.loads
+except ImportError:  # pragma: no cover - the labtrack venv has orjson
+
+    def _dumps(obj: Any) -> bytes:
+        return json.dumps(obj).encode()
+
+    _loads = json.loads
+
+API = "/api/2.0/mlflow"
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "*/*", "Connection": "keep-alive"}
+
+
+class RequestError(RuntimeError):
+    """The server answered with a non-200 status."""
+
+
+class Deadline:
+    """A wall-clock budget shared by the loops of one workload, so nothing runs unbounded."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def check(self) -> None:
+        if time.monotonic() > self.end:
+            raise TimeoutError(f"workload exceeded its {self.seconds:.0f}s budget")
+
+
+class Client:
+    """One persistent HTTP/1.1 connection to the server under test."""
+
+    def __init__(self, base_url: str, timeout_s: float = 120.0) -> None:
+        parts = urlsplit(base_url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        self.timeout_s = timeout_s
+        self.conn: http.client.HTTPConnection | None = None
+        self._used = False
+
+    def connect(self) -> http.client.HTTPConnection:
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
+            self.conn.connect()
+            self._used = False
+        return self.conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> Any:
+        """Send one request; retry once only when a reused keep-alive socket was found closed."""
+        for attempt in (0, 1):
+            conn = self.connect()
+            reused = self._used
+            try:
+                conn.request(method, path, body=body, headers=JSON_HEADERS)
+                resp = conn.getresponse()
+                data = resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt == 0 and reused:
+                    continue  # The server closed an idle connection; it never saw this request.
+                raise
+            self._used = True
+            if resp.will_close:
+                self.close()
+            if resp.status != 200:
+                raise RequestError(f"{method} {path} -> {resp.status}: {data[:300]!r}")
+            return _loads(data) if data else {}
+        raise AssertionError("unreachable")
+
+    def post(self, endpoint: str, payload: dict[str, Any]) -> Any:
+        return self.request("POST", f"{API}/{endpoint}", _dumps(payload))
+
+    def get(self, endpoint: str, params: list[tuple[str, str]]) -> Any:
+        return self.request("GET", f"{API}/{endpoint}?{urlencode(params)}")
+
+    # ------------------------------------------------------------------ MLflow calls, client-shaped
+
+    def create_experiment(self, name: str) -> str:
+        return str(self.post("experiments/create", {"name": name})["experiment_id"])
+
+    def create_run(self, experiment_id: str, run_name: str) -> str:
+        body = {
+            "experiment_id": experiment_id,
+            "user_id": "bench",
+            "run_name": run_name,
+            "start_time": now_ms(),
+            "tags": [
+                {"key": "mlflow.runName", "value": run_name},
+                {"key": "mlflow.user", "value": "bench"},
+                {"key": "mlflow.source.type", "value": "LOCAL"},
+            ],
+        }
+        return str(self.post("runs/create", body)["run"]["info"]["run_id"])
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: list[dict[str, Any]] | None = None,
+        params: list[dict[str, str]] | None = None,
+        tags: list[dict[str, str]] | None = None,
+    ) -> None:
+        self.post(
+            "runs/log-batch",
+            {
+                "run_id": run_id,
+                "metrics": metrics or [],
+                "params": params or [],
+                "tags": tags or [],
+            },
+        )
+
+    def log_metric(self, run_id: str, key: str, value: float, step: int) -> None:
+        body = {
+            "run_id": run_id,
+            "run_uuid": run_id,
+            "key": key,
+            "value": value,
+            "timestamp": now_ms(),
+            "step": step,
+        }
+        self.post("runs/log-metric", body)
+
+    def finish_run(self, run_id: str) -> None:
+        body = {"run_id": run_id, "run_uuid": run_id, "status": "FINISHED", "end_time": now_ms()}
+        self.post("runs/update", body)
+
+    def search_runs(
+        self,
+        experiment_id: str,
+        filter_string: str = "",
+        order_by: list[str] | None = None,
+        max_results: int = 1000,
+        page_token: str | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "experiment_ids": [experiment_id],
+            "filter": filter_string,
+            "run_view_type": "ACTIVE_ONLY",
+            "max_results": max_results,
+            "order_by": order_by or [],
+        }
+        if page_token:
+            body["page_token"] = page_token
+        return self.post("runs/search", body)
+
+    def all_runs(self, experiment_id: str, page_size: int = 1000) -> list[dict[str, Any]]:
+        """Every run of an experiment, following page tokens (bounded page count)."""
+        runs: list[dict[str, Any]] = []
+        token: str | None = None
+        for _ in range(100_000):
+            page = self.search_runs(experiment_id, max_results=page_size, page_token=token)
+            runs.extend(page.get("runs", []))
+            token = page.get("next_page_token")
+            if not token:
+                return runs
+        raise RuntimeError("too many pages")
+
+    def metric_history(self, run_id: str, key: str, page_size: int = 25_000) -> list[dict]:
+        """The full history of one metric, paged the way the stock client pages it."""
+        points: list[dict] = []
+        token: str | None = None
+        for _ in range(100_000):
+            params = [
+                ("run_id", run_id),
+                ("run_uuid", run_id),
+                ("metric_key", key),
+                ("max_results", str(page_size)),
+            ]
+            if token:
+                params.append(("page_token", token))
+            page = self.get("metrics/get-history", params)
+            points.extend(page.get("metrics", []))
+            token = page.get("next_page_token")
+            if not token:
+                return points
+        raise RuntimeError("too many pages")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def metric(key: str, value: float, step: int, run_id: str, timestamp: int) -> dict[str, Any]:
+    """A metric object as the 3.x client puts it in a log-batch request."""
+    return {"key": key, "value": value, "timestamp": timestamp, "step": step, "run_id": run_id}
