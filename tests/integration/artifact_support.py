@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+
 from conftest import IS_MLFLOW, ServerProcess, free_port, start_server
 
 AWS_ENV = {

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+
 from conftest import ServerProcess, start_server, unique
 
 ADMIN = ("admin", "admin-password-123")

@@ -16,6 +16,8 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
+from mlflow.exceptions import MlflowException
+
 from artifact_support import (
     STORES,
     ArtServer,
@@ -26,7 +28,6 @@ from artifact_support import (
     write_random,
 )
 from conftest import IS_MLFLOW, unique
-from mlflow.exceptions import MlflowException
 
 ART = "/api/2.0/mlflow-artifacts/artifacts"
 

@@ -8,6 +8,7 @@ import time
 
 import jwt
 import pytest
+
 from auth_support import ADMIN, As, StandIn, basic, bearer, start_auth_server
 from conftest import unique
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from mlflow.exceptions import MlflowException
+
 from auth_support import ADMIN, As, basic, bearer, make_user, start_auth_server
 from conftest import BACKENDS, unique
-from mlflow.exceptions import MlflowException
 
 pytestmark = pytest.mark.labtrack_only
 

@@ -7,10 +7,11 @@ import time
 
 import jwt
 import pytest
-from auth_support import ADMIN, As, StandIn, basic, bearer, start_auth_server
-from conftest import unique
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from auth_support import ADMIN, As, StandIn, basic, bearer, start_auth_server
+from conftest import unique
 
 pytestmark = pytest.mark.labtrack_only
 

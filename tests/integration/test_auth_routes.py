@@ -4,8 +4,8 @@ is not public answers 401 without credentials, and every admin route 403 to a pl
 from __future__ import annotations
 
 import pytest
-from auth_support import ADMIN, As, basic, make_user, start_auth_server
 
+from auth_support import ADMIN, As, basic, make_user, start_auth_server
 from labtrack.app import App
 from labtrack.config import Settings
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from auth_support import As, basic, bearer
 from conftest import free_port, start_server
 
