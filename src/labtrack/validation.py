@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 
@@ -21,8 +22,12 @@ _KEY_CHARS = re.compile(r"^[/\w.\- :]*$")
 _RUN_ID = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
 
 
+@functools.lru_cache(maxsize=65536)
 def check_key(key: str, what: str) -> None:
-    """Keys may be used as file names, so they must be plain and must not normalise elsewhere."""
+    """Keys may be used as file names, so they must be plain and must not normalise elsewhere.
+
+    Cached: the same few keys arrive over and over, and only passing checks are remembered.
+    """
     if not _KEY_CHARS.match(key):
         raise invalid(
             f"Invalid value \"{key}\" for parameter 'key' supplied: Names may only contain "

@@ -7,6 +7,7 @@ the stock client retries 5xx answers for minutes.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -119,6 +120,7 @@ _SPECIAL_DOUBLES = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
@@ -229,6 +231,15 @@ class Params:
         if isinstance(value, str) and not self.from_query:
             raise bad_value(self._name(name), value)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad_value(self._name(name), value)
+        return value
+
+    def dicts(self, name: str) -> list[dict]:
+        """A repeated message field as plain dicts, for hot paths that parse entries themselves."""
+        value = self.raw(name) if not self.from_query else None
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(type(v) is dict for v in value):
             raise bad_value(self._name(name), value)
         return value
 
