@@ -32,25 +32,38 @@ def history(conn, run_id: str, key: str, max_results: int | None, page_token: st
     run_pk = conn.scalar("SELECT run_pk FROM runs WHERE run_uuid = ?", (run_id,))
     if run_pk is None:
         return {}
-    offset = paging.decode(page_token)
+    offset, after = paging.decode_with_key(page_token)
+    where, args = "run_pk = ? AND key = ?", [run_pk, key]
+    if after is not None and len(after) == 4:
+        # Seek past the last row sent: the primary key makes this an index range scan.
+        where += " AND (timestamp, step, is_nan, value) > (?, ?, ?, ?)"
+        args += after
+        skip = 0
+    else:
+        skip = offset
     sql = (
-        "SELECT timestamp, step, is_nan, value FROM metrics WHERE run_pk = ? AND key = ?"
+        f"SELECT timestamp, step, is_nan, value FROM metrics WHERE {where}"
         " ORDER BY timestamp, step, is_nan, value"
     )
-    args: list[Any] = [run_pk, key]
     if max_results is not None:
         sql += " LIMIT ? OFFSET ?"
-        args += [max_results + 1, offset]
-    elif offset:
+        args += [max_results + 1, skip]
+    elif skip:
         sql += " LIMIT -1 OFFSET ?" if conn.dialect == "sqlite" else " OFFSET ?"
-        args.append(offset)
+        args.append(skip)
     rows = conn.all(sql, args)
     result: dict[str, Any] = {}
     page = rows if max_results is None else rows[:max_results]
     if page:
-        result["metrics"] = [_point(key, *row) for row in page]
+        # Values were clamped to finite doubles on insert, so only NaN needs encoding here.
+        result["metrics"] = [
+            {"key": key, "value": v, "timestamp": ts, "step": st}
+            if not nan
+            else {"key": key, "value": "NaN", "timestamp": ts, "step": st}
+            for ts, st, nan, v in page
+        ]
     if max_results is not None and len(rows) > max_results:
-        result["next_page_token"] = paging.encode(offset + max_results)
+        result["next_page_token"] = paging.encode(offset + max_results, list(page[-1]))
     return result
 
 
