@@ -38,6 +38,11 @@ __all__ = [
     "run_order",
     "experiment_filter",
     "experiment_order",
+    "registered_model_filter",
+    "registered_model_order",
+    "model_version_filter",
+    "model_version_order",
+    "logged_model_filter",
     "parse_filter",
 ]
 
@@ -410,7 +415,9 @@ class Attr:
     """A column of the searched row itself."""
 
     column: str
-    type: str  # "string" | "number" (int or float) | "integer" | "int_string" (quoted integer)
+    # "string" | "number" (int or float) | "integer" | "int_string" (quoted integer)
+    # | "version" (an integer, quoted or not)
+    type: str
     ops: frozenset[str]
     nullable: bool = False
     orderable: bool = True
@@ -530,6 +537,113 @@ EXPERIMENTS = SearchKind(
     entity_names=("attribute", "tag", "tags"),
 )
 
+# Model registry (registered models alias ``rm``, model versions alias ``mv``) and MLflow 3
+# logged models (alias ``lm``). Registry tags are filter-only, as in MLflow.
+_RM_LAST_UPDATED = Attr("rm.last_updated_timestamp", "integer", NUMERIC_OPS)
+
+REGISTERED_MODELS = SearchKind(
+    prefixes={"attribute": "attribute", "tag": "tag", "tags": "tag"},
+    attributes={
+        "name": Attr("rm.name", "string", STRING_OPS | LIST_OPS),
+        "creation_timestamp": Attr("rm.creation_timestamp", "integer", NUMERIC_OPS),
+        "last_updated_timestamp": _RM_LAST_UPDATED,
+        "timestamp": _RM_LAST_UPDATED,
+    },
+    keyed={
+        "tag": KeyValue(
+            "tag",
+            "registered_model_tags",
+            "t",
+            "t.name = rm.name",
+            STRING_OPS | NULL_OPS,
+            orderable=False,
+        )
+    },
+    related={},
+    entity_names=("attribute", "tag", "tags"),
+)
+
+MODEL_VERSIONS = SearchKind(
+    prefixes={"attribute": "attribute", "tag": "tag", "tags": "tag"},
+    attributes={
+        "name": Attr("mv.name", "string", STRING_OPS | LIST_OPS),
+        "run_id": Attr("mv.run_id", "string", STRING_OPS | LIST_OPS, orderable=False),
+        "source_path": Attr("mv.source", "string", STRING_OPS, orderable=False),
+        "version_number": Attr("mv.version", "version", NUMERIC_OPS),
+        "creation_timestamp": Attr("mv.creation_timestamp", "integer", NUMERIC_OPS),
+        "last_updated_timestamp": Attr("mv.last_updated_timestamp", "integer", NUMERIC_OPS),
+    },
+    keyed={
+        "tag": KeyValue(
+            "tag",
+            "model_version_tags",
+            "t",
+            "t.name = mv.name AND t.version = mv.version",
+            STRING_OPS | NULL_OPS,
+            orderable=False,
+        )
+    },
+    related={},
+    entity_names=("attribute", "tag", "tags"),
+)
+
+_LM_CREATED = Attr("lm.creation_timestamp_ms", "integer", NUMERIC_OPS)
+_LM_UPDATED = Attr("lm.last_updated_timestamp_ms", "integer", NUMERIC_OPS)
+_LM_STRING = STRING_OPS | LIST_OPS
+
+LOGGED_MODELS = SearchKind(
+    prefixes={
+        **dict.fromkeys(("attribute", "attributes"), "attribute"),
+        **dict.fromkeys(("metric", "metrics"), "metric"),
+        **dict.fromkeys(("param", "params"), "parameter"),
+        **dict.fromkeys(("tag", "tags"), "tag"),
+    },
+    attributes={
+        "name": Attr("lm.name", "string", _LM_STRING),
+        "model_id": Attr("lm.model_id", "string", _LM_STRING),
+        "model_type": Attr("lm.model_type", "string", _LM_STRING),
+        "status": Attr("lm.status", "string", _LM_STRING),
+        "source_run_id": Attr("lm.source_run_id", "string", _LM_STRING),
+        "experiment_id": Attr("lm.experiment_id", "int_string", EQ | LIST_OPS),
+        **dict.fromkeys(
+            ("creation_timestamp", "creation_time", "creation_timestamp_ms"), _LM_CREATED
+        ),
+        **dict.fromkeys(
+            ("last_updated_timestamp", "last_updated_time", "last_updated_timestamp_ms"),
+            _LM_UPDATED,
+        ),
+    },
+    keyed={
+        "metric": KeyValue(
+            "metric",
+            "logged_model_metrics",
+            "m",
+            "m.model_id = lm.model_id",
+            NUMERIC_OPS,
+            numeric=True,
+            orderable=False,
+        ),
+        "parameter": KeyValue(
+            "parameter",
+            "logged_model_params",
+            "p",
+            "p.model_id = lm.model_id",
+            _LM_STRING | NULL_OPS,
+            orderable=False,
+        ),
+        "tag": KeyValue(
+            "tag",
+            "logged_model_tags",
+            "t",
+            "t.model_id = lm.model_id",
+            _LM_STRING | NULL_OPS,
+            orderable=False,
+        ),
+    },
+    related={},
+    entity_names=("attributes", "metrics", "params", "tags"),
+)
+
 # ----------------------------------------------------------------------------------------------
 # Dialects: only the comparisons that differ are listed; "{col}" is a whitelisted column.
 
@@ -624,13 +738,17 @@ def _values(c: Comparison, type_: str, subject: str) -> tuple:
     out = []
     for lit in literals:
         assert lit is not None
-        if type_ in ("number", "integer", "double"):
+        if type_ == "version" and lit.kind == "string":  # version_number = '3' (MLflow accepts)
+            lit = Literal("number", lit.value.strip(), lit.text, lit.pos)
+            if not re.fullmatch(r"-?[0-9]+", lit.value):
+                raise invalid(f"Invalid value for {subject}: '{lit.value}'{_at(lit.pos)}")
+        if type_ in ("number", "integer", "double", "version"):
             if lit.kind != "number":
                 raise invalid(
                     f"Expected numeric value type for {subject}. Found {lit.text}{_at(lit.pos)}"
                 )
             value = float(lit.value) if type_ == "double" else _number(lit.value)
-            if type_ == "integer" and isinstance(value, float):
+            if type_ in ("integer", "version") and isinstance(value, float):
                 raise invalid(f"Invalid value for {subject}: '{lit.value}'{_at(lit.pos)}")
         elif lit.kind != "string":
             raise invalid(
@@ -751,3 +869,39 @@ def experiment_filter(filter_string: str | None, dialect: str) -> Sql | None:
 def experiment_order(order_by: list[str] | None, dialect: str) -> list[Sql]:
     """ORDER BY terms for experiments; the caller appends its tie-breakers after them."""
     return _order(EXPERIMENTS, order_by, dialect)
+
+
+def _filter_text_or_node(kind: SearchKind, given: str | Node | None, dialect: str) -> Sql | None:
+    """Compile filter text, or an AST from parse_filter that the caller has rewritten."""
+    if given is None or isinstance(given, str):
+        return _filter(kind, given, dialect)
+    return _compile(kind, given, _dialect(dialect))
+
+
+def registered_model_filter(filter_string: str | Node | None, dialect: str) -> Sql | None:
+    """Boolean SQL over the registered models alias ``rm``; ``None`` when the filter is empty."""
+    return _filter_text_or_node(REGISTERED_MODELS, filter_string, dialect)
+
+
+def registered_model_order(order_by: list[str] | None, dialect: str) -> list[Sql]:
+    """ORDER BY terms for registered models; the caller appends ``rm.name`` when absent."""
+    return _order(REGISTERED_MODELS, order_by, dialect)
+
+
+def model_version_filter(filter_string: str | Node | None, dialect: str) -> Sql | None:
+    """Boolean SQL over the model versions alias ``mv``; ``None`` when the filter is empty."""
+    return _filter_text_or_node(MODEL_VERSIONS, filter_string, dialect)
+
+
+def model_version_order(order_by: list[str] | None, dialect: str) -> list[Sql]:
+    """ORDER BY terms for model versions; the caller appends its tie-breakers after them."""
+    return _order(MODEL_VERSIONS, order_by, dialect)
+
+
+def logged_model_filter(filter_string: str | None, dialect: str) -> Sql | None:
+    """Boolean SQL over the logged models alias ``lm``; ``None`` when the filter is empty.
+
+    Ordering of logged models is structured (``field_name``/``ascending``), not text, so it is
+    compiled by the logged-model store from ``LOGGED_MODELS.attributes``.
+    """
+    return _filter(LOGGED_MODELS, filter_string, dialect)
