@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
@@ -126,7 +127,10 @@ def server(
 
     if serve_artifacts and default_artifact_root and not artifacts_destination:
         artifacts_destination = default_artifact_root
-    settings = Settings(
+    # Settings without a flag keep their LABTRACK_* value; flags (which read the same variables
+    # through click) win for the rest.
+    settings = dataclasses.replace(
+        Settings.from_env(),
         host=host,
         port=port,
         backend_store_uri=backend_store_uri or default_backend_store_uri(),

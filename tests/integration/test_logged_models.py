@@ -246,6 +246,30 @@ def test_client_logged_model_api(client, experiment_id):
         client.get_logged_model(model.model_id)
 
 
+def test_metrics_logged_with_a_model_id_attach_to_the_model(client, experiment_id):
+    """log-metric and log-batch with ``model_id`` record the metric on the run and the model."""
+    from mlflow.entities import Metric
+
+    run = client.create_run(experiment_id)
+    model = client.create_logged_model(experiment_id, name="scored")
+    run_id = run.info.run_id
+    client.log_metric(run_id, "acc", 0.7, timestamp=1, step=0, model_id=model.model_id)
+    client.log_batch(
+        run_id,
+        metrics=[
+            Metric("f1", 0.5, 2, 1, model_id=model.model_id, run_id=run_id),
+            Metric("loss", 0.1, 2, 1, run_id=run_id),
+        ],
+    )
+    got = client.get_logged_model(model.model_id)
+    assert sorted((m.key, m.value, m.step) for m in got.metrics) == [
+        ("acc", 0.7, 0),
+        ("f1", 0.5, 1),
+    ]
+    assert all(m.run_id == run_id for m in got.metrics)
+    assert client.get_run(run_id).data.metrics == {"acc": 0.7, "f1": 0.5, "loss": 0.1}
+
+
 def test_artifact_listing_and_download(api, experiment_id):
     model = create(api, experiment_id)
     model_id = model["info"]["model_id"]

@@ -64,6 +64,9 @@ def _metrics(raw: list[dict]) -> list[store.Metric]:
     """
     parsed = []
     for i, m in enumerate(raw):
+        if "model_id" in m:  # rare: metrics of a logged model take the strict path
+            parsed.append(_metric(Params(m, where=f"metrics[{i}].")))
+            continue
         key, value, timestamp, step = (
             m.get("key"),
             m.get("value"),
@@ -149,8 +152,35 @@ async def log_param(req: Request) -> dict:
 async def log_metric(req: Request) -> dict:
     params = await read_params(req)
     run_id = run_id_of(params)
-    await req.app.db.write(store.log_batch, run_id, metrics=[_metric(params)])
+    metric = _metric(params)
+    await req.app.db.write(
+        store.log_batch,
+        run_id,
+        metrics=[metric],
+        model_metrics=_model_metrics(run_id, [(params, metric)]),
+    )
     return {}
+
+
+def _model_metrics(run_id: str, entries: list[tuple[Params, store.Metric]]) -> list[tuple]:
+    """The metrics that also belong to a logged model (3.x clients send ``model_id``)."""
+    rows = []
+    for p, (key, value, timestamp, step) in entries:
+        model_id = p.str("model_id")
+        if model_id:
+            rows.append(
+                (
+                    model_id,
+                    key,
+                    value,
+                    timestamp,
+                    step,
+                    run_id,
+                    p.str("dataset_name"),
+                    p.str("dataset_digest"),
+                )
+            )
+    return rows
 
 
 @routes.api("POST", "/mlflow/runs/set-tag", access=Access("run", "EDIT", "run_id"))
@@ -188,10 +218,19 @@ async def log_batch(req: Request) -> dict:
             f"Duplicate parameter keys have been submitted: {dupes}. Please ensure the request "
             "contains only one param value per param key."
         )
+    metrics = _metrics(raw_metrics)
     await req.app.db.write(
         store.log_batch,
         run_id,
-        metrics=_metrics(raw_metrics),
+        metrics=metrics,
+        model_metrics=_model_metrics(
+            run_id,
+            [
+                (Params(m), metric)
+                for m, metric in zip(raw_metrics, metrics, strict=True)
+                if "model_id" in m
+            ],
+        ),
         params=logged_params,
         tags=[_tag(t) for t in raw_tags],
     )

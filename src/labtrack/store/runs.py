@@ -294,11 +294,20 @@ def log_batch(
     metrics: Sequence[Metric] = (),
     params: Sequence[tuple[str, str]] = (),
     tags: Sequence[tuple[str, str]] = (),
+    model_metrics: Sequence[tuple] = (),
 ) -> None:
-    """Log everything or nothing: the whole batch is one transaction."""
+    """Log everything or nothing: the whole batch is one transaction.
+
+    ``model_metrics`` are the metrics that named a logged model (``model_id``); they are
+    recorded on that model too, as ``logged_models.log_metrics`` rows.
+    """
     run_pk = active_pk(conn, run_id)
     _log_params(conn, run_pk, run_id, params)
     _log_metrics(conn, run_pk, metrics)
+    if model_metrics:
+        from labtrack.store import logged_models
+
+        logged_models.log_metrics(conn, model_metrics)
     _set_tags(conn, run_pk, tags)
 
 
