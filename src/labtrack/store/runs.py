@@ -12,7 +12,7 @@ from typing import Any
 
 from labtrack.store import experiments, filters, paging
 from labtrack.store.names import generate_run_name
-from labtrack.wire import MAX_DOUBLE, encode_double, invalid, not_found
+from labtrack.wire import MAX_DOUBLE, invalid, not_found
 
 RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 RUN_NAME_TAG = "mlflow.runName"
@@ -59,15 +59,6 @@ def _info(row: tuple) -> dict[str, Any]:
     return info
 
 
-def _metric(key: str, value: float, timestamp: int, step: int, is_nan: int) -> dict:
-    return {
-        "key": key,
-        "value": "NaN" if is_nan else encode_double(value),
-        "timestamp": timestamp,
-        "step": step,
-    }
-
-
 def load(conn, rows: Sequence[tuple]) -> list[dict]:
     """Full Run objects (info, data, inputs, outputs) for info rows, in their order."""
     if not rows:
@@ -85,7 +76,10 @@ def load(conn, rows: Sequence[tuple]) -> list[dict]:
             f" WHERE {pk_sql} ORDER BY key",
             params,
         ):
-            by_pk[pk]["metrics"].append(_metric(key, value, ts, step, is_nan))
+            # Values are clamped to finite doubles on insert; only NaN needs encoding.
+            by_pk[pk]["metrics"].append(
+                {"key": key, "value": "NaN" if is_nan else value, "timestamp": ts, "step": step}
+            )
         for pk, key, value in conn.all(
             f"SELECT run_pk, key, value FROM params WHERE {pk_sql} ORDER BY key", params
         ):
