@@ -7,7 +7,6 @@ PostgreSQL, and S3 with SQLite (the metadata database and the artifact store are
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import os
@@ -15,7 +14,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,20 +34,6 @@ STORES = [
     pytest.param(("local", "postgresql"), id="local-postgresql", marks=pytest.mark.postgres),
     pytest.param(("s3", "sqlite"), id="s3-sqlite"),
 ]
-
-
-@contextlib.contextmanager
-def env(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @dataclass
@@ -200,8 +184,12 @@ def start_art_server(kind: str, backend: str, moto: MotoS3 | None, **kwargs: Any
     extra = ["--artifacts-destination", destination]
     if not IS_MLFLOW:
         extra += ["--s3-endpoint-url", moto.url]
-    with env({**AWS_ENV, "MLFLOW_S3_ENDPOINT_URL": moto.url}):
-        srv = start_server(backend, extra_args=extra + kwargs.pop("extra_args", []), **kwargs)
+    srv = start_server(
+        backend,
+        extra_args=extra + kwargs.pop("extra_args", []),
+        env={**AWS_ENV, "MLFLOW_S3_ENDPOINT_URL": moto.url},
+        **kwargs,
+    )
     return ArtServer(srv, "s3", destination, moto, bucket, prefix)
 
 

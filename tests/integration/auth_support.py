@@ -4,11 +4,9 @@ small stand-in HTTP services (APIHub, JWKS, forward-auth) served by the test on 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -20,27 +18,14 @@ ADMIN = ("admin", "admin-password-123")
 API = "/api/2.0/mlflow/"
 
 
-@contextlib.contextmanager
-def _env(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def start_auth_server(
     backend: str, extra_args: list[str] | None = None, *, admin: bool = True, **kwargs: Any
 ) -> ServerProcess:
     """A labtrack server with the bootstrap admin (``ADMIN``) unless ``admin=False``."""
-    env = {"LABTRACK_ADMIN_USERNAME": ADMIN[0], "LABTRACK_ADMIN_PASSWORD": ADMIN[1]}
-    with _env(env if admin else {}):
-        return start_server(backend, extra_args=extra_args, **kwargs)
+    env = dict(kwargs.pop("env", None) or {})
+    if admin:
+        env.update({"LABTRACK_ADMIN_USERNAME": ADMIN[0], "LABTRACK_ADMIN_PASSWORD": ADMIN[1]})
+    return start_server(backend, extra_args=extra_args, env=env, **kwargs)
 
 
 def basic(username: str, password: str) -> dict[str, str]:
