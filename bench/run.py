@@ -23,7 +23,7 @@ import servers
 import workloads
 from client import Deadline
 from report import ServerResult
-from servers import LabtrackServer, MlflowServer, ServerError, ServerKind
+from servers import FastTrackMLServer, LabtrackServer, MlflowServer, ServerError, ServerKind
 
 RESULTS_DIR = servers.BENCH_DIR / "results"
 
@@ -31,6 +31,7 @@ RESULTS_DIR = servers.BENCH_DIR / "results"
 SERVER_KINDS: dict[str, Callable[[argparse.Namespace], ServerKind]] = {
     "mlflow": lambda a: MlflowServer(with_postgres="postgresql" in a.backend_list),
     "labtrack": lambda a: LabtrackServer(a.labtrack_python),
+    "fasttrackml": lambda a: FastTrackMLServer(),
 }
 
 

@@ -192,6 +192,35 @@ class LabtrackServer(ServerKind):
         return out.stdout.strip() or "?"
 
 
+class FastTrackMLServer(VenvServerKind):
+    """FastTrackML, the Go rewrite of the MLflow tracking server (PyPI `fasttrackml` ships `fml`)."""
+
+    name = "fasttrackml"
+    requirements = ("fasttrackml==0.6.0",)
+
+    def sqlite_uri(self, workdir: Path) -> str:
+        # Go's URL parser: sqlite:// + an absolute path (empty authority).
+        return f"sqlite://{workdir / 'fasttrackml.db'}"
+
+    def argv(self, layout: Layout) -> list[str]:
+        return [
+            self.bin("fml"),
+            "server",
+            "--listen-address",
+            f"127.0.0.1:{layout.port}",
+            "--database-uri",
+            layout.store_uri,
+            "--default-artifact-root",
+            str(layout.artifacts),
+            "--log-level",
+            "warning",
+        ]
+
+    def version(self) -> str:
+        out = subprocess.run([self.bin("fml"), "--version"], capture_output=True, text=True)
+        return (out.stdout.strip().split() or ["?"])[-1]
+
+
 def free_port() -> int:
     """Ask the kernel for a free loopback port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
