@@ -2,7 +2,8 @@
 # venvs are only (re)installed when pyproject.toml (or the pinned 2.x client) changes.
 #
 #   make run      install into .venv and start `labtrack server` (RUN_ARGS="--port 5001 ...")
-#   make test     lint, unit + integration tests (sqlite and postgresql), then the 2.x client suite
+#   make test     lint, unit + integration tests (sqlite and postgresql), the 2.x client suite,
+#                 then the web UI's browser tests (headless /usr/bin/chromium)
 #   make lint     ruff check + ruff format --check
 #   make bench    bench/run.py (BENCH_ARGS="--quick")
 #   make clean    remove venvs (incl. bench/.venvs) and caches; keeps labtrack-data/, bench/results/
@@ -30,7 +31,7 @@ RUN_ARGS ?=
 BENCH_ARGS ?=
 LINT_PATHS := src tests bench
 
-.PHONY: run test lint pytest client2x bench clean install install2
+.PHONY: run test lint pytest client2x browser bench clean install install2
 
 install: $(STAMP)
 install2: $(STAMP2)
@@ -70,13 +71,19 @@ client2x: $(STAMP) $(STAMP2)
 	LABTRACK_SERVER_PYTHON="$(CURDIR)/$(VPY)" $(VPY2) -m pytest tests/client2x \
 		--confcutdir=tests/client2x -p no:cacheprovider $(PYTEST_ARGS)
 
-# Lint first; then both test suites run even if the first one fails, and the exit code
+# The web UI in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright; no browser
+# download): a separate run because tests/browser is not in the default testpaths.
+browser: $(STAMP)
+	$(VPY) -m pytest tests/browser -p no:cacheprovider $(PYTEST_ARGS)
+
+# Lint first; then every test suite runs even if an earlier one fails, and the exit code
 # reports any failure.
 test: $(STAMP) $(STAMP2)
 	$(MAKE) --no-print-directory lint
 	@rc=0; \
 	$(MAKE) --no-print-directory pytest || rc=$$?; \
 	$(MAKE) --no-print-directory client2x || rc=$$?; \
+	$(MAKE) --no-print-directory browser || rc=$$?; \
 	exit $$rc
 
 bench: $(STAMP)

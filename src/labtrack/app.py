@@ -15,6 +15,7 @@ from labtrack.api import (
     now_ms,
     registry,
     runs,
+    ui,
     webhooks,
 )
 from labtrack.artifacts import open_store
@@ -32,6 +33,7 @@ from labtrack.http import (
 from labtrack.store import experiments as experiment_store
 from labtrack.store.db import Database
 from labtrack.store.migrate import upgrade
+from labtrack.ui import pages as ui_pages
 from labtrack.wire import MlflowError
 
 log = logging.getLogger("labtrack")
@@ -46,6 +48,8 @@ ROUTE_TABLES = [
     logged_models.routes,
     webhooks.routes,
     auth.routes,
+    ui.routes,
+    ui_pages.routes,
 ]
 
 _SECURITY_HEADERS = [
@@ -90,6 +94,7 @@ class App:
 
     async def _http(self, scope: dict, receive: Any, send: Any) -> None:
         path = scope["path"]
+        route = request = None
         try:
             if self.prefix:
                 if path != self.prefix and not path.startswith(self.prefix + "/"):
@@ -112,6 +117,9 @@ class App:
             response = error_response(exc)
             # WWW-Authenticate on 401, Retry-After on throttled sign-ins.
             response.headers.extend(getattr(exc, "headers", ()))
+            if route is not None and route.meta.get("page"):
+                # Web UI pages answer with HTML, and with a sign-in redirect instead of a 401.
+                response = ui_pages.error_page(request, exc)
         except Exception:
             log.exception("Unhandled error on %s %s", scope["method"], scope["path"])
             response = error_response(

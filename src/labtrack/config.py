@@ -65,13 +65,19 @@ class Settings:
     trusted_proxies: str | None = None
     proxy_user_header: str = "X-Forwarded-User"
     proxy_groups_header: str = "X-Forwarded-Groups"
-    # --- registry webhooks (docs/registry.md) ------------------------------------------------------
+    # --- registry webhooks (docs/registry.md) -----------------------------------------------------
     # URL schemes webhooks may use (comma-separated), and whether they may target private,
     # loopback or link-local addresses (off: the server's own network is unreachable).
     webhook_allowed_schemes: str = "https"
     webhook_allow_private_ips: bool = False
     # Key that seals stored webhook secrets (environment only, never a flag).
     webhook_secret_key: str | None = None
+    # --- web UI (docs/ui.md) ----------------------------------------------------------------------
+    # Key that signs UI session cookies and CSRF tokens (environment only); when unset, one is
+    # generated and kept in the database so every worker shares it.
+    secret_key: str | None = None
+    # How long a UI sign-in lasts.
+    session_hours: int = 12
 
     def experiment_artifact_location(self, experiment_id: str) -> str:
         """The artifact_location a new experiment gets when the client doesn't choose one."""

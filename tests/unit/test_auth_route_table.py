@@ -18,6 +18,11 @@ PUBLIC = {
     ("GET", "/version"),
     ("GET", "/api/3.0/mlflow/server-info"),
     ("GET", "/ajax-api/3.0/mlflow/server-info"),
+    # The web UI's sign-in form (it checks the credentials itself) and its static files
+    # (scripts, styles, Plotly.js: nothing secret). Every UI page needs sign-in (issue #6).
+    ("GET", "/signin"),
+    ("POST", "/signin"),
+    ("GET", "/static/"),
 }
 # Capability URLs: the unguessable id in the path is the credential (the stock client uploads
 # multipart parts to the URLs the server handed out, without credentials). Creating and

@@ -18,7 +18,13 @@ import time
 from dataclasses import dataclass
 
 from labtrack.auth.cache import TtlCache
-from labtrack.auth.identity import Authenticator, Identity, PermissionDenied, RoleMap
+from labtrack.auth.identity import (
+    Authenticator,
+    Identity,
+    PermissionDenied,
+    RoleMap,
+    Unauthenticated,
+)
 from labtrack.auth.permissions import (
     ADMIN_ROLE,
     CREATOR_ROLE,
@@ -32,6 +38,7 @@ from labtrack.auth.permissions import (
     Grants,
     allows,
 )
+from labtrack.auth.sessions import SAFE_METHODS
 from labtrack.http import Access, Request, Route, read_params
 from labtrack.wire import MlflowError, missing
 
@@ -222,10 +229,19 @@ class Enforcer:
     # -- the check -----------------------------------------------------------------------------------
     async def check(self, req: Request, route: Route) -> None:
         await self.sync()
-        ident = await self.authn.authenticate(req)
+        try:
+            ident = await self.authn.authenticate(req)
+        except Unauthenticated as exc:
+            if req.headers.get("x-requested-with"):
+                exc.headers = []  # the web UI's fetches: no browser password dialog, it signs in
+            raise
         caller = await self.caller(ident)
         req.scope["labtrack.user"] = caller.username
         req.scope["labtrack.caller"] = caller
+        session_id = req.scope.get("labtrack.session")
+        if session_id and req.method not in SAFE_METHODS and not route.meta.get("form"):
+            # The UI's fetches carry the session's CSRF token; its forms check their own field.
+            self.authn.sessions.check_csrf(req, session_id)
         if caller.is_admin:
             return
         access = route.access

@@ -170,6 +170,9 @@ class Authenticator:
         self.proxies = parse_networks(settings.trusted_proxies)
         self.proxy_user_header = (settings.proxy_user_header or "").lower()
         self.proxy_groups_header = (settings.proxy_groups_header or "").lower()
+        from labtrack.auth.sessions import Sessions
+
+        self.sessions = Sessions(db, settings)
 
     @property
     def external(self) -> bool:
@@ -188,6 +191,13 @@ class Authenticator:
             if ident is not None:
                 return ident
         authz = headers.get("authorization", "")
+        if not authz:
+            session_id = self.sessions.session_id(headers)
+            if session_id is not None:
+                ident = await self._session(session_id)
+                if ident is not None:
+                    req.scope["labtrack.session"] = session_id
+                    return ident
         cookie = headers.get("cookie", "") if self.forward else ""
         if not authz and not cookie:
             raise Unauthenticated(NO_CREDENTIALS)
@@ -196,6 +206,23 @@ class Authenticator:
         if cached is not None:
             return cached
         return await self._sign_in(req, key, authz)
+
+    async def _session(self, session_id: str) -> Identity | None:
+        """A web UI session (auth.sessions), cached like any other verified credential."""
+        key = self.keys.key("session", session_id)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        ident = await self.sessions.identity(session_id)
+        if ident is not None:
+            self.cache.put(key, ident, ident.expires_at - time.time())
+        return ident
+
+    async def sign_in_form(self, req, username: str, secret: str) -> Identity:
+        """The UI sign-in form: the same sources, throttling and audit as HTTP Basic."""
+        raw = base64.b64encode(f"{username}:{secret}".encode()).decode()
+        authz = f"Basic {raw}"
+        return await self._sign_in(req, self.keys.key(authz, ""), authz)
 
     def _from_proxy(self, scope: dict, headers: dict) -> Identity | None:
         client = scope.get("client")

@@ -14,6 +14,11 @@ Design notes (why the tables look like this):
   Worker processes poll them to drop their in-memory caches, so a revoked token or a changed
   grant stops working everywhere within about a second.
 - ``auth_audit`` is append-only: sign-ins and every change of users, tokens and permissions.
+- ``auth_sessions`` are web UI sign-ins, stored as the SHA-256 of the random session id (the
+  cookie holds the id, signed). A session remembers the credential it was opened with (a
+  fingerprint of the password hash, or the token's hash), so changing the password or revoking
+  the token ends it. ``auth_secrets`` holds the generated cookie-signing key that every worker
+  shares when ``LABTRACK_SECRET_KEY`` is not set.
 """
 
 from __future__ import annotations
@@ -95,5 +100,23 @@ AUTH: list[list[str]] = [
             generation {bigint} NOT NULL
         )""",
         "INSERT INTO auth_state (name, generation) VALUES ('credentials', 0), ('grants', 0)",
+    ],
+    # 2: web UI sign-in sessions and server secrets (see labtrack.auth.sessions)
+    [
+        """CREATE TABLE auth_sessions (
+            session_hash {text} NOT NULL PRIMARY KEY,
+            username {text} NOT NULL,
+            source {text} NOT NULL,
+            groups_json {text},
+            role {text},
+            credential {text},
+            created_at {bigint} NOT NULL,
+            expires_at {bigint} NOT NULL
+        )""",
+        "CREATE INDEX auth_sessions_by_user ON auth_sessions (username)",
+        """CREATE TABLE auth_secrets (
+            name {text} NOT NULL PRIMARY KEY,
+            value {text} NOT NULL
+        )""",
     ],
 ]
