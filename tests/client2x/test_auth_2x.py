@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from conftest import TARGET, _start
 
 ADMIN = ("admin", "admin-password-123")

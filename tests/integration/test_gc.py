@@ -11,9 +11,10 @@ import os
 import time
 
 import pytest
+from mlflow.exceptions import MlflowException
+
 from artifact_support import STORES, ArtServer, start_art_server, start_moto
 from conftest import unique
-from mlflow.exceptions import MlflowException
 
 pytestmark = pytest.mark.labtrack_only
 
