@@ -717,14 +717,11 @@ async def create_token(req: Request) -> dict:
         expires_at = _now() + days * 86_400_000
     if expires_at is not None and expires_at <= _now():
         raise invalid("expires_at must be in the future (milliseconds since the epoch).")
-    token = token_util.new_token()
-    info = await _audited(
+    token, info = await _audited(
         req,
-        store.create_token,
+        token_util.issue,
         username,
         name,
-        token_util.token_hash(token),
-        token_util.hint(token),
         _now(),
         expires_at,
         action="token_create",

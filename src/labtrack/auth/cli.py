@@ -393,17 +393,13 @@ def tokens() -> None:
 def tokens_create(username: str, name: str, expires_days: int | None, backend_store_uri) -> None:
     """Create a token for a user and print it (it is shown only this once)."""
     from labtrack.auth import tokens as token_util
-    from labtrack.store import auth as store
 
-    token = token_util.new_token()
     expires_at = _now() + expires_days * 86_400_000 if expires_days else None
-    info = _write(
+    token, info = _write(
         backend_store_uri,
-        store.create_token,
+        token_util.issue,
         username,
         name,
-        token_util.token_hash(token),
-        token_util.hint(token),
         _now(),
         expires_at,
         action="token_create",

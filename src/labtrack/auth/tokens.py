@@ -26,5 +26,14 @@ def hint(token: str) -> str:
     return token[: len(PREFIX) + 4] + "…"
 
 
+def issue(conn, username: str, name: str, now: int, expires_at: int | None) -> tuple[str, dict]:
+    """Create a token for a user: the secret (shown once, never stored) and its description."""
+    from labtrack.store import auth as store
+
+    token = new_token()
+    info = store.create_token(conn, username, name, token_hash(token), hint(token), now, expires_at)
+    return token, info
+
+
 def looks_like_token(secret: str) -> bool:
     return secret.startswith(PREFIX) and len(secret) > len(PREFIX) + 20
