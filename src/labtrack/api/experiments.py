@@ -8,6 +8,7 @@ from labtrack.http import Access, Request, RouteTable, read_params
 from labtrack.store import experiments as store
 from labtrack.validation import (
     MAX_EXPERIMENT_TAG_VALUE_LENGTH,
+    MAX_SEARCH_RESULTS,
     check_experiment_name,
     check_key,
     parse_experiment_id,
@@ -15,9 +16,6 @@ from labtrack.validation import (
 from labtrack.wire import Params, bad_value, invalid
 
 routes = RouteTable()
-
-VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
-MAX_SEARCH_RESULTS = 50000
 
 
 def _tags(params: Params) -> list[tuple[str, str]]:
@@ -141,7 +139,7 @@ async def search(req: Request) -> dict:
         store.search,
         filter_string=params.str("filter"),
         order_by=params.str_list("order_by"),
-        view_type=params.enum("view_type", VIEW_TYPES, default="ACTIVE_ONLY"),
+        view_type=params.enum("view_type", store.VIEW_TYPES, default="ACTIVE_ONLY"),
         max_results=max_results,
         page_token=params.str("page_token"),
         readable=readable(req, "experiment", "e.experiment_id"),

@@ -5,8 +5,10 @@ from __future__ import annotations
 from labtrack.api import now_ms
 from labtrack.http import Access, Request, RouteTable, read_params
 from labtrack.store import runs as store
+from labtrack.store.experiments import VIEW_TYPES
 from labtrack.validation import (
     MAX_PARAM_VALUE_LENGTH,
+    MAX_SEARCH_RESULTS,
     MAX_TAG_VALUE_LENGTH,
     check_batch_sizes,
     check_key,
@@ -18,8 +20,6 @@ from labtrack.wire import INT64_MAX, INT64_MIN, Params, bad_value, invalid, miss
 
 routes = RouteTable()
 
-VIEW_TYPES = ("ACTIVE_ONLY", "DELETED_ONLY", "ALL")
-MAX_SEARCH_RESULTS = 50000
 DEFAULT_SEARCH_RESULTS = 1000
 
 

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-from labtrack.api.runs import VIEW_TYPES
 from labtrack.http import Access, Request, RouteTable, read_params
 from labtrack.store import experiments as experiment_store
 from labtrack.store import ui as store
@@ -35,6 +34,6 @@ async def child_runs(req: Request) -> dict:
     parents = params.str_list("parent_run_ids")
     if len(parents) > MAX_PARENTS:
         raise invalid(f"At most {MAX_PARENTS} parent_run_ids per request.")
-    view = params.enum("run_view_type", VIEW_TYPES, default="ACTIVE_ONLY")
+    view = params.enum("run_view_type", experiment_store.VIEW_TYPES, default="ACTIVE_ONLY")
     stages = experiment_store.VIEW_STAGES[view]
     return await req.app.db.read(store.child_runs, experiment_id, parents, stages)

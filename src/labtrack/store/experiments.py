@@ -165,11 +165,14 @@ def delete_tag(conn: Conn, experiment_id: int, key: str) -> None:
         raise not_found(f"No tag with name: {key} in experiment with id {experiment_id}")
 
 
+# View types in their proto order (ACTIVE_ONLY = 1, DELETED_ONLY = 2, ALL = 3) and the
+# lifecycle stages each one shows.
 VIEW_STAGES = {
     "ACTIVE_ONLY": ("active",),
     "DELETED_ONLY": ("deleted",),
     "ALL": ("active", "deleted"),
 }
+VIEW_TYPES = tuple(VIEW_STAGES)
 
 
 def search(
