@@ -213,6 +213,55 @@ def test_bulk_interval_step_window(api, long_run):
     assert [m["step"] for m in resp["metrics"]] == [5, 6, 7, 8, 9]
 
 
+@pytest.mark.slow
+def test_bulk_interval_long_sparse_series(api):
+    """A series longer than the exact-sampling window, with gaps: every sampled step exists,
+    both ends are kept, and a zoomed window stays inside its bounds."""
+    run_id = api.create_run(api.create_experiment())["info"]["run_id"]
+    steps = [s * 7 for s in range(30_000)]
+    for start in range(0, len(steps), 1000):
+        api.log_batch(run_id, metrics=[_point(s) for s in steps[start : start + 1000]])
+    existing = set(steps)
+    resp = api.get(
+        "metrics/get-history-bulk-interval", run_ids=run_id, metric_key="m", max_results=100
+    )
+    got = [m["step"] for m in resp["metrics"]]
+    assert got == sorted(set(got)) and set(got) <= existing
+    assert got[0] == 0 and got[-1] == steps[-1]
+    assert 50 <= len(got) <= 102
+    resp = api.get(
+        "metrics/get-history-bulk-interval",
+        run_ids=run_id,
+        metric_key="m",
+        max_results=50,
+        start_step=70_000,
+        end_step=140_000,
+    )
+    got = [m["step"] for m in resp["metrics"]]
+    assert set(got) <= existing and all(70_000 <= s <= 140_000 for s in got)
+    assert got[0] == 70_000 and got[-1] == 140_000 and len(got) <= 52
+
+
+@pytest.mark.slow
+def test_whole_history_streams_nan_and_shared_timestamps(api):
+    """Without max_results the whole series comes in one response, however many points;
+    NaN values and points sharing a timestamp survive the chunk boundaries."""
+    run_id = api.create_run(api.create_experiment())["info"]["run_id"]
+    n = 52_000
+    expected = []
+    for start in range(0, n, 1000):
+        batch = []
+        for s in range(start, start + 1000):
+            value = "NaN" if s % 7 == 0 else s * 0.25
+            # two points per timestamp, so chunks may end between them
+            batch.append({"key": "m", "value": value, "timestamp": 1_000 + s // 2, "step": s})
+        api.log_batch(run_id, metrics=batch)
+        expected += [(m["value"], m["timestamp"], m["step"]) for m in batch]
+    resp = api.get("metrics/get-history", run_id=run_id, metric_key="m")
+    assert not resp.get("next_page_token")
+    assert [(m["value"], m["timestamp"], m["step"]) for m in resp["metrics"]] == expected
+
+
 def test_bulk_interval_errors(api, short_run):
     _, short_id = short_run
     path = "metrics/get-history-bulk-interval"

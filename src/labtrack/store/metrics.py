@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import bisect
-import operator
 from typing import Any
 
 import orjson
 
 from labtrack.store import paging
-from labtrack.wire import encode_double, not_found
+from labtrack.wire import not_found
 
 
 def _run_pk(conn, run_id: str) -> int:
@@ -19,66 +17,95 @@ def _run_pk(conn, run_id: str) -> int:
     return pk
 
 
-def _point(key: str, ts: int, step: int, is_nan: int, value: float) -> dict[str, Any]:
-    return {
-        "key": key,
-        "value": "NaN" if is_nan else encode_double(value),
-        "timestamp": ts,
-        "step": step,
-    }
+# NaN is stored as value 0 with is_nan = 1; reading it back as NULL saves a column per row,
+# which is most of the cost of a long read (the sqlite3 module pays per column, per row).
+_POINT = "timestamp, step, CASE WHEN is_nan = 1 THEN NULL ELSE value END"
+_HISTORY_ORDER = " ORDER BY timestamp, step, is_nan, value"
+
+# A history read without max_results (what the stock client sends) is streamed in chunks of
+# this many points, each chunk its own short read, so memory stays flat however long it is.
+STREAM_CHUNK = 25_000
 
 
 def history(conn, run_id: str, key: str, max_results: int | None, page_token: str | None) -> dict:
-    """The whole series ordered by (timestamp, step, value): the primary key's own order.
+    """One page of the series ordered by (timestamp, step, value): the primary key's own order.
 
+    With ``max_results`` None, the whole series is returned, up to :data:`STREAM_CHUNK` points;
+    the caller streams the rest with :func:`history_chunk` (see ``api.metrics``).
     An unknown run has an empty history, as with the stock server.
     """
     run_pk = conn.scalar("SELECT run_pk FROM runs WHERE run_uuid = ?", (run_id,))
     if run_pk is None:
         return {}
     offset, after = paging.decode_with_key(page_token)
-    where, args = "run_pk = ? AND key = ?", [run_pk, key]
+    limit = STREAM_CHUNK if max_results is None else max_results
     if after is not None and len(after) == 4:
-        # Seek past the last row sent: the primary key makes this an index range scan.
-        where += " AND (timestamp, step, is_nan, value) > (?, ?, ?, ?)"
-        args += after
-        skip = 0
+        rows = history_chunk(conn, run_pk, key, after, limit + 1)
     else:
-        skip = offset
-    sql = (
-        f"SELECT timestamp, step, is_nan, value FROM metrics WHERE {where}"
-        " ORDER BY timestamp, step, is_nan, value"
-    )
-    if max_results is not None:
-        sql += " LIMIT ? OFFSET ?"
-        args += [max_results + 1, skip]
-    elif skip:
-        sql += " LIMIT -1 OFFSET ?" if conn.dialect == "sqlite" else " OFFSET ?"
-        args.append(skip)
-    rows = conn.all(sql, args)
+        rows = conn.all(
+            f"SELECT {_POINT} FROM metrics WHERE run_pk = ? AND key = ?{_HISTORY_ORDER}"
+            " LIMIT ? OFFSET ?",
+            (run_pk, key, limit + 1, offset),
+        )
     result: dict[str, Any] = {}
-    page = rows if max_results is None else rows[:max_results]
+    page = rows[:limit]
     if page:
-        # Values were clamped to finite doubles on insert, so only NaN needs encoding here.
-        result["metrics"] = [
-            {"key": key, "value": v, "timestamp": ts, "step": st}
-            if not nan
-            else {"key": key, "value": "NaN", "timestamp": ts, "step": st}
-            for ts, st, nan, v in page
-        ]
-    if max_results is not None and len(rows) > max_results:
-        result["next_page_token"] = paging.encode(offset + max_results, list(page[-1]))
+        result["metrics"] = points(key, page)
+    if len(rows) > limit:
+        result["next_page_token"] = paging.encode(offset + limit, seek_key(page[-1]))
+        if max_results is None:
+            result["run_pk"] = run_pk  # for the streaming caller; never sent
     return result
 
 
-def _sample_steps(steps: list[int], limit: int) -> set[int]:
-    """At most ``limit`` steps spread evenly over the series, always keeping the first and last."""
+def history_chunk(conn, run_pk: int, key: str, after: list, limit: int) -> list[tuple]:
+    """Up to ``limit`` points after the seek key ``after``: a primary-key range scan."""
+    return conn.all(
+        f"SELECT {_POINT} FROM metrics WHERE run_pk = ? AND key = ?"
+        f" AND (timestamp, step, is_nan, value) > (?, ?, ?, ?){_HISTORY_ORDER} LIMIT ?",
+        (run_pk, key, *after, limit),
+    )
+
+
+def seek_key(row: tuple) -> list:
+    """The primary-key suffix of a point read with ``_POINT``: where the next page starts."""
+    ts, step, value = row
+    return [ts, step, 1, 0.0] if value is None else [ts, step, 0, value]
+
+
+def points(key: str, rows: list[tuple]) -> list[dict[str, Any]]:
+    """Wire metrics from ``_POINT`` rows; values were clamped to finite doubles on insert."""
+    return [
+        {"key": key, "value": "NaN" if v is None else v, "timestamp": ts, "step": st}
+        for ts, st, v in rows
+    ]
+
+
+# --- downsampled series for charts --------------------------------------------------------------
+# Up to this many points in the requested window, sampling is exact: every distinct step is read
+# and the sample is spread over them by rank, as the stock server does. Above it, reading every
+# step would cost ~1 s per 10M points, so the sample is spread over the step *values* instead,
+# each sampled step found by one seek on the (run, key, step) index. On the usual series (one
+# point per step, no gaps) both give the same steps.
+EXACT_SAMPLE_MAX_POINTS = 25_000
+
+
+def _sample_steps(steps: list[int], limit: int) -> list[int]:
+    """At most ``limit`` of the sorted distinct ``steps``, spread evenly by rank, first and last
+    always kept."""
     if len(steps) <= limit:
-        return set(steps)
+        return steps
     if limit == 1:
-        return {steps[-1]}
+        return [steps[-1]]
     last = len(steps) - 1
-    return {steps[round(i * last / (limit - 1))] for i in range(limit)}
+    return sorted({steps[round(i * last / (limit - 1))] for i in range(limit)})
+
+
+def _targets(lo: int, hi: int, limit: int) -> list[int]:
+    """``limit`` step values spread evenly over [lo, hi], both ends included."""
+    if limit == 1 or lo == hi:
+        return [hi] if limit == 1 else [lo]
+    return sorted({lo + round(i * (hi - lo) / (limit - 1)) for i in range(limit)})
 
 
 def bulk_interval(
@@ -89,79 +116,90 @@ def bulk_interval(
     end_step: int | None,
     max_results: int,
 ) -> dict:
-    """Downsampled history of one metric for several runs: bounded however long the series.
+    """Downsampled history of one metric for several runs, in bounded time however long.
 
-    A series may have millions of points, so they never travel to Python row by row: the steps
-    come back aggregated into one JSON array (what the sampling needs), then only the rows at
-    the sampled steps are read. A 1,000,000-point series takes ~0.3 s on SQLite, not seconds.
+    Per run: at most ``max_results`` steps of the window (the whole series by default), always
+    with its first and last step, then the points at those steps ordered by (step, timestamp),
+    at most ``max_results`` of them. A 10,000,000-point series answers in milliseconds: nothing
+    is read in proportion to its length (see EXACT_SAMPLE_MAX_POINTS).
     """
-    points: list[dict] = []
+    out: list[dict] = []
     for run_id in run_ids:
         run_pk = _run_pk(conn, run_id)
-        where, args = "run_pk = ? AND key = ?", [run_pk, key]
-        if start_step is not None and end_step is not None:
-            where += " AND step >= ? AND step <= ?"
-            args += [start_step, end_step]
-        sample = _sample_sqlite if conn.dialect == "sqlite" else _sample_postgresql
-        for row in sample(conn, where, args, max_results):
-            point = _point(key, *row)
-            point["run_id"] = run_id
-            points.append(point)
-    return {"metrics": points} if points else {}
-
-
-_ROWS = "SELECT timestamp, step, is_nan, value FROM metrics WHERE {where} AND {more}"
-_ORDER = " ORDER BY step, timestamp, is_nan, value"
-
-
-def _sample_sqlite(conn, where: str, args: list, max_results: int) -> list[tuple]:
-    raw_steps, raw_times = conn.one(
-        f"SELECT json_group_array(step), json_group_array(timestamp) FROM metrics WHERE {where}",
-        args,
-    )
-    steps = orjson.loads(raw_steps) if raw_steps else []
-    if not steps:
-        return []
-    if all(map(operator.lt, steps, steps[1:])):
-        # One row per step (the usual series): each sampled step is one row at a known
-        # position, read by a primary-key seek on its timestamp instead of a scan.
-        wanted = _sample_steps(steps, max_results)
-        times = orjson.loads(raw_times)
-        stamps = sorted({times[bisect.bisect_left(steps, s)] for s in wanted})
-        rows = conn.all(
-            _ROWS.format(where=where, more="timestamp IN (SELECT value FROM json_each(?))")
-            + _ORDER,
-            [*args, orjson.dumps(stamps).decode()],
+        lo, hi = start_step, end_step
+        if lo is None or hi is None:
+            lo, hi = -(2**63), 2**63 - 1
+        args = (run_pk, key, lo, hi)
+        where = "run_pk = ? AND key = ? AND step >= ? AND step <= ?"
+        counted = conn.scalar(
+            f"SELECT count(*) FROM (SELECT 1 FROM metrics WHERE {where} LIMIT ?) AS window_rows",
+            (*args, EXACT_SAMPLE_MAX_POINTS + 1),
         )
-        return [row for row in rows if row[1] in wanted]
-    wanted_steps = sorted(_sample_steps(sorted(set(steps)), max_results))
-    return conn.all(
-        _ROWS.format(where=where, more="step IN (SELECT value FROM json_each(?))") + _ORDER,
-        [*args, orjson.dumps(wanted_steps).decode()],
-    )
+        if not counted:
+            continue
+        if counted <= EXACT_SAMPLE_MAX_POINTS:
+            steps = [
+                s
+                for (s,) in conn.all(
+                    f"SELECT DISTINCT step FROM metrics WHERE {where} ORDER BY step", args
+                )
+            ]
+            wanted = _sample_steps(steps, max_results)
+        else:
+            wanted = _seek_steps(conn, where, args, max_results)
+        # Only the IN list bounds the steps here: with the window's range too, SQLite would
+        # range-scan the window instead of seeking each step.
+        rows = conn.all(
+            f"SELECT {_POINT} FROM metrics WHERE run_pk = ? AND key = ? AND step {_any(conn)}"
+            " ORDER BY step, timestamp, is_nan, value LIMIT ?",
+            (run_pk, key, _list_arg(conn, wanted), max(max_results, len(wanted))),
+        )
+        for point in points(key, rows):
+            point["run_id"] = run_id
+            out.append(point)
+    return {"metrics": out} if out else {}
 
 
-def _sample_postgresql(conn, where: str, args: list, max_results: int) -> list[tuple]:
-    raw = conn.scalar(
-        f"SELECT json_agg(DISTINCT step ORDER BY step)::text FROM metrics WHERE {where}", args
+def _seek_steps(conn, where: str, args: tuple, limit: int) -> list[int]:
+    """Sampled steps of a long window: the first step at or after each evenly spaced value."""
+    lo = conn.scalar(f"SELECT min(step) FROM metrics WHERE {where}", args)
+    hi = conn.scalar(f"SELECT max(step) FROM metrics WHERE {where}", args)
+    run_pk, key = args[:2]
+    # The seek's only lower bound must be t.v: given two, SQLite may range-scan from the other.
+    found = conn.all(
+        "SELECT (SELECT step FROM metrics WHERE run_pk = ? AND key = ? AND step >= t.v"
+        f" ORDER BY step LIMIT 1) FROM {_values_table(conn)}",
+        (run_pk, key, _list_arg(conn, _targets(lo, hi, limit))),
     )
-    wanted = sorted(_sample_steps(orjson.loads(raw), max_results)) if raw else []
-    if not wanted:
-        return []
-    return conn.all(_ROWS.format(where=where, more="step = ANY(?)") + _ORDER, [*args, wanted])
+    return sorted({s for (s,) in found if s is not None and s <= hi})
+
+
+def _any(conn) -> str:
+    """SQL for "is one of the values in the list parameter"."""
+    return "IN (SELECT value FROM json_each(?))" if conn.dialect == "sqlite" else "= ANY(?)"
+
+
+def _values_table(conn) -> str:
+    """A one-column table ``t(v)`` of the values in a list parameter."""
+    if conn.dialect == "sqlite":
+        return "(SELECT value AS v FROM json_each(?)) AS t"
+    return "unnest(?::bigint[]) AS t(v)"
+
+
+def _list_arg(conn, values: list[int]) -> Any:
+    return orjson.dumps(values).decode() if conn.dialect == "sqlite" else values
 
 
 def bulk_history(conn, run_ids: list[str], key: str, max_results: int) -> dict:
     """The UI's several-runs history: each run's series, capped at ``max_results`` points."""
-    points: list[dict] = []
+    out: list[dict] = []
     for run_id in run_ids:
         run_pk = _run_pk(conn, run_id)
-        for row in conn.all(
-            "SELECT timestamp, step, is_nan, value FROM metrics WHERE run_pk = ? AND key = ?"
-            " ORDER BY timestamp, step, is_nan, value LIMIT ?",
+        rows = conn.all(
+            f"SELECT {_POINT} FROM metrics WHERE run_pk = ? AND key = ?{_HISTORY_ORDER} LIMIT ?",
             (run_pk, key, max_results),
-        ):
-            point = _point(key, *row)
+        )
+        for point in points(key, rows):
             point["run_id"] = run_id
-            points.append(point)
-    return {"metrics": points} if points else {}
+            out.append(point)
+    return {"metrics": out} if out else {}

@@ -126,6 +126,8 @@ TRACKING: list[list[str]] = [
             PRIMARY KEY (run_pk, direction, model_id)
         ){without_rowid}""",
     ],
+    # 2: seek by step inside one series (downsampled chart reads of long histories)
+    ["CREATE INDEX metrics_by_step ON metrics (run_pk, key, step)"],
 ]
 
 
