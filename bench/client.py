@@ -91,6 +91,35 @@ class Client:
             return _loads(data) if data else {}
         raise AssertionError("unreachable")
 
+    def count_in_body(self, path: str, needle: bytes, chunk: int = 1 << 20) -> tuple[int, int]:
+        """GET `path` and count `needle` in the body as it streams in; returns (count, bytes).
+
+        For answers too big to parse in the client (W7's 10M-point get-history is GBs as Python
+        objects): only one chunk is held at a time. The last len(needle) - 1 bytes of each chunk
+        are carried into the next, so an occurrence split across chunks is counted once (the
+        carried bytes alone are too short to hold a whole occurrence, so none counts twice).
+        """
+        conn = self.connect()
+        try:
+            conn.request("GET", path, headers=JSON_HEADERS)
+            resp = conn.getresponse()
+            if resp.status != 200:
+                raise RequestError(f"GET {path} -> {resp.status}: {resp.read(300)!r}")
+            count = size = 0
+            carry = b""
+            while data := resp.read(chunk):
+                size += len(data)
+                buf = carry + data
+                count += buf.count(needle)
+                carry = buf[-(len(needle) - 1) :]
+        except BaseException:
+            self.close()  # A half-read response leaves the connection unusable.
+            raise
+        self._used = True
+        if resp.will_close:
+            self.close()
+        return count, size
+
     def post(self, endpoint: str, payload: dict[str, Any]) -> Any:
         return self.request("POST", f"{API}/{endpoint}", _dumps(payload))
 
@@ -198,6 +227,26 @@ class Client:
             if not token:
                 return points
         raise RuntimeError("too many pages")
+
+    def history_bulk_interval(
+        self,
+        run_id: str,
+        key: str,
+        max_results: int,
+        start_step: int | None = None,
+        end_step: int | None = None,
+    ) -> list[dict]:
+        """The downsampled series the UI's charts ask for (one run), optionally a step window."""
+        params = [("run_ids", run_id), ("metric_key", key), ("max_results", str(max_results))]
+        if start_step is not None and end_step is not None:
+            params += [("start_step", str(start_step)), ("end_step", str(end_step))]
+        return self.get("metrics/get-history-bulk-interval", params).get("metrics", [])
+
+    def count_history_points(self, run_id: str, key: str) -> tuple[int, int]:
+        """get-history with no max_results, as the stock client sends it: the whole series in one
+        answer. Counts the points without parsing them; returns (points, body bytes)."""
+        params = [("run_id", run_id), ("run_uuid", run_id), ("metric_key", key)]
+        return self.count_in_body(f"{API}/metrics/get-history?{urlencode(params)}", b'"step"')
 
 
 def now_ms() -> int:

@@ -141,6 +141,7 @@ def _run_workload(
     print(f"    ({wall:.1f}s wall; CPU: server {server:.1f}s, client {client:.1f}s)", flush=True)
     res.measurements += ctx.measurements
     res.checks += ctx.checks
+    res.notes += ctx.notes
 
 
 def main(argv: list[str] | None = None) -> int:

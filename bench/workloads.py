@@ -1,4 +1,4 @@
-"""The benchmark workloads W1-W6.
+"""The benchmark workloads W1-W7.
 
 Every workload talks raw HTTP the way the stock MLflow client does, times only the part it
 reports, and then reads back what it wrote, so a server that drops data cannot look fast.
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from client import Client, Deadline, metric, now_ms
+from client import Client, Deadline, RequestError, metric, now_ms
 from servers import QUIET_ENV
 
 T = TypeVar("T")
@@ -44,6 +44,9 @@ class Sizes:
     w5_fetches: int
     w5_page: int
     w6_calls: int
+    w7_points: int
+    w7_interval_calls: int
+    w7_seed_cap_s: float  # W7 measures no reads on a server that cannot seed within this.
 
 
 QUICK = Sizes(
@@ -60,6 +63,9 @@ QUICK = Sizes(
     w5_fetches=3,
     w5_page=2_000,
     w6_calls=50,
+    w7_points=50_000,
+    w7_interval_calls=3,
+    w7_seed_cap_s=60.0,
 )
 FULL = Sizes(
     rounds=3,
@@ -75,6 +81,9 @@ FULL = Sizes(
     w5_fetches=5,
     w5_page=25_000,
     w6_calls=1_000,
+    w7_points=10_000_000,
+    w7_interval_calls=20,
+    w7_seed_cap_s=240.0,
 )
 
 CLIENTS = 8
@@ -103,6 +112,14 @@ class Check:
 
 
 @dataclass
+class Note:
+    """Why a workload measured less than usual, though nothing failed (e.g. W7's seed cap)."""
+
+    workload: str
+    text: str
+
+
+@dataclass
 class Ctx:
     """What a workload needs: where the server is, how big to go, where to put results."""
 
@@ -113,6 +130,7 @@ class Ctx:
     tag: str
     measurements: list[Measurement] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
 
     def client(self) -> Client:
         return Client(self.base_url)
@@ -125,6 +143,10 @@ class Ctx:
         self.checks.append(Check(wl, what, ok, detail))
         mark = "✓" if ok else "✗"
         print(f"    {mark} {wl} {what}{': ' + detail if detail else ''}", flush=True)
+
+    def note(self, wl: str, text: str) -> None:
+        self.notes.append(Note(wl, text))
+        print(f"    - {wl} {text}", flush=True)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -519,6 +541,140 @@ def _stock_client(ctx: Ctx, exp_name: str, n: int, dl: Deadline) -> dict[str, An
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+# ---------------------------------------------------------------------------- W7
+
+W7_KEY = "loss"
+W7_CLIENTS = 4
+W7_BATCH = 1000
+W7_MAX_RESULTS = 320  # What the UI's charts ask get-history-bulk-interval for.
+
+
+def _w7_seed(ctx: Ctx, exp_id: str, dl: Deadline) -> tuple[str, int, float]:
+    """One series of w7_points steps from 4 clients, each its own contiguous step range.
+
+    Stops at the seed cap (a slow server would need far longer than the rest of the bench);
+    returns (run id, points written, seconds).
+    """
+    c = ctx.client()
+    run_id = c.create_run(exp_id, "w7")
+    c.close()
+    total = ctx.sizes.w7_points
+    base_ts = now_ms()  # Timestamps increase with the step, as in a real training loop.
+    cap = Deadline(ctx.sizes.w7_seed_cap_s)
+
+    def work(c: Client, i: int) -> int:
+        lo, hi = total * i // W7_CLIENTS, total * (i + 1) // W7_CLIENTS
+        done = 0
+        for start in range(lo, hi, W7_BATCH):
+            if time.monotonic() > cap.end:
+                break
+            dl.check()
+            steps = range(start, min(hi, start + W7_BATCH))
+            c.log_batch(
+                run_id, [metric(W7_KEY, random.random(), s, run_id, base_ts + s) for s in steps]
+            )
+            done += len(steps)
+        return done
+
+    done, elapsed = run_clients(ctx.base_url, W7_CLIENTS, work, dl)
+    return run_id, sum(done), elapsed
+
+
+def _w7_check_steps(
+    ctx: Ctx, label: str, points: list[dict], first: int, last: int, limit: int
+) -> None:
+    """A downsampled answer: bounded, strictly increasing, inside [first, last], both ends kept."""
+    steps = [int(p["step"]) for p in points]
+    problems = []
+    if len(steps) > limit:
+        problems.append(f"{len(steps)} points > {limit}")
+    if any(a >= b for a, b in zip(steps, steps[1:], strict=False)):
+        problems.append("steps not strictly increasing")
+    if any(s < first or s > last for s in steps):
+        problems.append(f"steps outside [{first}, {last}]")
+    if not steps or steps[0] != first or steps[-1] != last:
+        ends = f"{steps[0]}..{steps[-1]}" if steps else "no points"
+        problems.append(f"ends {ends}, want {first}..{last}")
+    detail = "; ".join(problems) or f"{len(steps)} points, steps {steps[0]}..{steps[-1]}"
+    ctx.check("W7", f"bulk-interval {label}", not problems, detail)
+
+
+def _w7_interval_p50(
+    ctx: Ctx, c: Client, run_id: str, window: tuple[int, int] | None, dl: Deadline
+) -> float:
+    lat = []
+    for _ in range(ctx.sizes.w7_interval_calls):
+        dl.check()
+        t0 = time.perf_counter()
+        c.history_bulk_interval(run_id, W7_KEY, W7_MAX_RESULTS, *(window or ()))
+        lat.append((time.perf_counter() - t0) * 1000)
+    return percentile(lat, 50)
+
+
+def _w7_interval(ctx: Ctx, run_id: str, dl: Deadline) -> None:
+    """The UI's chart reads of the series: all of it, then zoomed on the middle 10% of steps."""
+    total = ctx.sizes.w7_points
+    zoom = (total * 45 // 100, total * 55 // 100 - 1)  # The middle 10% of the steps.
+    limit = W7_MAX_RESULTS + 2  # MLflow may add the first and last point to its sample.
+    c = ctx.client()
+    try:
+        # The first answers are the warm-up and the checks.
+        whole = c.history_bulk_interval(run_id, W7_KEY, W7_MAX_RESULTS)
+        _w7_check_steps(ctx, "whole series", whole, 0, total - 1, limit)
+        zoomed = c.history_bulk_interval(run_id, W7_KEY, W7_MAX_RESULTS, *zoom)
+        _w7_check_steps(ctx, "middle 10% zoom", zoomed, zoom[0], zoom[1], limit)
+        full_p50 = _w7_interval_p50(ctx, c, run_id, None, dl)
+        zoom_p50 = _w7_interval_p50(ctx, c, run_id, zoom, dl)
+    finally:
+        c.close()
+    label = f"bulk-interval, {total:,} points, {W7_MAX_RESULTS} results"
+    ctx.measure("W7", f"{label}, whole series p50", full_p50, "ms", False)
+    ctx.measure("W7", f"{label}, middle 10% zoom p50", zoom_p50, "ms", False)
+
+
+def w7(ctx: Ctx, dl: Deadline) -> None:
+    """One metric with millions of points: chart reads (bulk-interval) and one full get-history."""
+    total = ctx.sizes.w7_points
+    c = ctx.client()
+    exp_id = c.create_experiment(f"w7-{ctx.tag}-{time.time_ns()}")
+    warm = c.create_run(exp_id, "w7-warmup")
+    c.log_batch(warm, [metric(W7_KEY, 0.5, s, warm, now_ms()) for s in range(W7_BATCH)])
+    c.close()
+    run_id, done, elapsed = _w7_seed(ctx, exp_id, dl)
+    ctx.measure(
+        "W7", f"seed {total:,} points, {W7_CLIENTS} clients", done / elapsed, "points/s", True
+    )
+    if done < total:
+        cap = ctx.sizes.w7_seed_cap_s
+        ctx.note(
+            "W7",
+            f"too slow to seed: {done:,} of {total:,} points in {elapsed:.0f} s (cap {cap:.0f} s);"
+            " reads not measured (not a failure)",
+        )
+        return
+
+    try:
+        _w7_interval(ctx, run_id, dl)
+    except RequestError as exc:  # An endpoint a server lacks must not hide the full read.
+        ctx.check("W7", "get-history-bulk-interval answers", False, str(exc)[:300])
+
+    # Last, as it is the heaviest read: the whole series in one answer, streamed and counted,
+    # never parsed (10M points would take GBs as Python objects). A server may take minutes to
+    # build this answer before the first byte, hence the long socket timeout.
+    big = Client(ctx.base_url, timeout_s=max(120.0, dl.end - time.monotonic()))
+    t0 = time.perf_counter()
+    got, size = big.count_history_points(run_id, W7_KEY)
+    seconds = time.perf_counter() - t0
+    big.close()
+    ctx.check(
+        "W7",
+        f"get-history without max_results returns all {total:,} points",
+        got == total,
+        f"{got:,} points, {size / 1e6:,.0f} MB",
+    )
+    ctx.measure("W7", f"get-history of all {total:,} points, one response", seconds, "s", False)
+
+
 WORKLOADS: dict[str, Callable[[Ctx, Deadline], None]] = {
     "W1": w1,
     "W2": w2,
@@ -526,4 +682,5 @@ WORKLOADS: dict[str, Callable[[Ctx, Deadline], None]] = {
     "W4": w4,
     "W5": w5,
     "W6": w6,
+    "W7": w7,
 }
