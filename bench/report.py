@@ -118,6 +118,7 @@ class Row:
     name: str
     unit: str
     higher_is_better: bool
+    compared: bool = True
 
 
 def _rows(results: list[ServerResult]) -> list[Row]:
@@ -126,7 +127,8 @@ def _rows(results: list[ServerResult]) -> list[Row]:
     for res in results:
         for m in res.measurements:
             seen.setdefault(
-                (m.workload, m.name), Row(m.workload, m.name, m.unit, m.higher_is_better)
+                (m.workload, m.name),
+                Row(m.workload, m.name, m.unit, m.higher_is_better, m.compared),
             )
     rows = sorted(seen.values(), key=lambda r: r.workload)  # Stable: keeps order within a workload.
     return rows + [Row("server", name, unit, False) for name, (unit, _) in SERVER_ROWS.items()]
@@ -177,7 +179,10 @@ def markdown_table(backend: str, results: list[ServerResult]) -> str:
         cells = [_cell(r, row) for r in results]
         ratios = [
             ratio(_value(subject, row), _value(o, row), row.higher_is_better)
-            if subject and not subject.failed(row.workload) and not o.failed(row.workload)
+            if row.compared
+            and subject
+            and not subject.failed(row.workload)
+            and not o.failed(row.workload)
             else "—"
             for o in others
         ]

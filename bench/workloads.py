@@ -8,6 +8,7 @@ time has passed, so a fast server is timed over more than a few milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -15,13 +16,13 @@ import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from client import Client, Deadline, RequestError, metric, now_ms
-from servers import QUIET_ENV
+from servers import QUIET_ENV, free_port
 
 T = TypeVar("T")
 BENCH_DIR = Path(__file__).resolve().parent
@@ -99,6 +100,7 @@ class Measurement:
     value: float
     unit: str
     higher_is_better: bool
+    compared: bool = True  # False for context numbers (a floor) that no server should "win".
 
 
 @dataclass
@@ -135,8 +137,10 @@ class Ctx:
     def client(self) -> Client:
         return Client(self.base_url)
 
-    def measure(self, wl: str, name: str, value: float, unit: str, higher: bool) -> None:
-        self.measurements.append(Measurement(wl, name, value, unit, higher))
+    def measure(
+        self, wl: str, name: str, value: float, unit: str, higher: bool, compared: bool = True
+    ) -> None:
+        self.measurements.append(Measurement(wl, name, value, unit, higher, compared))
         print(f"    {wl} {name}: {value:,.2f} {unit}", flush=True)
 
     def check(self, wl: str, what: str, ok: bool, detail: str = "") -> None:
@@ -504,26 +508,64 @@ def w5(ctx: Ctx, dl: Deadline) -> None:
 
 
 def w6(ctx: Ctx, dl: Deadline) -> None:
-    """The stock client's mlflow.log_metric, one call per request, in a subprocess."""
+    """The stock client's mlflow.log_metric, one call per request, in a subprocess.
+
+    Each round also times the same loop against bench/null_server.py, a server that does
+    nothing: the client's own cost per call. What is left is the time the server adds.
+    """
     n = ctx.sizes.w6_calls
-    per_call = []
+    per_call, floor = [], []
     c = ctx.client()
-    for r in range(ctx.sizes.rounds):
-        dl.check()
-        exp_name = f"w6-{ctx.tag}-{time.time_ns()}"
-        out = _stock_client(ctx, exp_name, n, dl)
-        per_call.append(out["seconds"] * 1000 / n)
-        got = len(c.metric_history(out["run_id"], "m"))
-        ctx.check("W6", f"round {r}: {n} points stored", got == n, f"{got}")
+    with _null_server(ctx) as null_url:
+        for r in range(ctx.sizes.rounds):
+            dl.check()
+            exp_name = f"w6-{ctx.tag}-{time.time_ns()}"
+            out = _stock_client(ctx, exp_name, n, dl)
+            per_call.append(out["seconds"] * 1000 / n)
+            got = len(c.metric_history(out["run_id"], "m"))
+            ctx.check("W6", f"round {r}: {n} points stored", got == n, f"{got}")
+            floor.append(_stock_client(ctx, exp_name, n, dl, url=null_url)["seconds"] * 1000 / n)
     c.close()
     ctx.measure("W6", "stock client mlflow.log_metric", median(per_call), "ms/call", False)
+    ctx.measure(
+        "W6", "same client, do-nothing server (floor)", median(floor), "ms/call", False, False
+    )
+    added = [max(0.0, p - f) for p, f in zip(per_call, floor, strict=True)]
+    ctx.measure("W6", "time the server adds per call", median(added), "ms/call", False)
 
 
-def _stock_client(ctx: Ctx, exp_name: str, n: int, dl: Deadline) -> dict[str, Any]:
+@contextlib.contextmanager
+def _null_server(ctx: Ctx) -> Iterator[str]:
+    """bench/null_server.py on a free port, for as long as the block runs."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [ctx.client_python, str(BENCH_DIR / "null_server.py"), "--port", str(port)],
+        env={**os.environ, **QUIET_ENV},
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        probe = Client(url, timeout_s=1.0)
+        for _ in range(100):
+            try:
+                probe.get("experiments/get", [("experiment_id", "1")])
+                break
+            except (OSError, RequestError):
+                probe.close()
+                time.sleep(0.05)
+        probe.close()
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _stock_client(
+    ctx: Ctx, exp_name: str, n: int, dl: Deadline, url: str | None = None
+) -> dict[str, Any]:
     env = {
         **os.environ,
         **QUIET_ENV,
-        "MLFLOW_TRACKING_URI": ctx.base_url,
+        "MLFLOW_TRACKING_URI": url or ctx.base_url,
         "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
     }
@@ -656,7 +698,11 @@ def w7(ctx: Ctx, dl: Deadline) -> None:
     try:
         _w7_interval(ctx, run_id, dl)
     except RequestError as exc:  # An endpoint a server lacks must not hide the full read.
-        ctx.check("W7", "get-history-bulk-interval answers", False, str(exc)[:300])
+        if "-> 404" in str(exc):
+            # Not served at all (FastTrackML 0.6 has no bulk-interval): absent, not broken.
+            ctx.note("W7", "get-history-bulk-interval is not served (404); not measured")
+        else:
+            ctx.check("W7", "get-history-bulk-interval answers", False, str(exc)[:300])
 
     # Last, as it is the heaviest read: the whole series in one answer, streamed and counted,
     # never parsed (10M points would take GBs as Python objects). A server may take minutes to
