@@ -55,13 +55,46 @@ def _metric(p: Params) -> store.Metric:
     return key, value, timestamp, p.int("step", default=0)
 
 
-def _metrics(raw: list[dict]) -> list[store.Metric]:
-    """Parse a batch's metrics: a fast path for well-formed entries, the strict one otherwise.
+def _plain_metrics(raw: list[dict]) -> list[store.Metric] | None:
+    """The batch parsed in one pass when every entry is plain, else None.
 
-    log-batch carries up to 1000 metrics, so per-field parsing would dominate the request.
-    Anything unusual (strings for numbers, missing fields...) goes through ``_metric``, which
-    accepts what MLflow accepts and words the error exactly.
+    log-batch carries up to 1000 metrics, so per-entry overhead dominates the request; this
+    loop does only what a well-formed entry needs (``check_key`` once per distinct key) and
+    gives up on anything else: strings for numbers, missing fields, ``model_id``... Those
+    batches go through :func:`_metrics_each`, which accepts what MLflow accepts and words the
+    errors exactly. Keys that fail ``check_key`` raise here as they would there.
     """
+    parsed: list[store.Metric] = []
+    append = parsed.append
+    checked: set[str] = set()
+    for m in raw:
+        if "model_id" in m:
+            return None
+        # One assignment each: packing and unpacking a tuple here costs a tenth of the loop.
+        key = m.get("key")
+        value = m.get("value")
+        timestamp = m.get("timestamp")
+        step = m.get("step", 0)
+        value_type = type(value)
+        if not (
+            type(key) is str
+            and key
+            and (value_type is float or value_type is int)
+            and type(timestamp) is int
+            and 0 <= timestamp <= INT64_MAX
+            and type(step) is int
+            and INT64_MIN <= step <= INT64_MAX
+        ):
+            return None
+        if key not in checked:
+            check_key(key, "Metric")
+            checked.add(key)
+        append((key, value if value_type is float else float(value), timestamp, step))
+    return parsed
+
+
+def _metrics_each(raw: list[dict]) -> list[store.Metric]:
+    """Parse entry by entry, with the strict parser for any entry that is not plain."""
     parsed = []
     for i, m in enumerate(raw):
         if "model_id" in m:  # rare: metrics of a logged model take the strict path
@@ -218,19 +251,23 @@ async def log_batch(req: Request) -> dict:
             f"Duplicate parameter keys have been submitted: {dupes}. Please ensure the request "
             "contains only one param value per param key."
         )
-    metrics = _metrics(raw_metrics)
-    await req.app.db.write(
-        store.log_batch,
-        run_id,
-        metrics=metrics,
-        model_metrics=_model_metrics(
+    metrics = _plain_metrics(raw_metrics)
+    model_metrics: list[tuple] = []
+    if metrics is None:  # Not all plain; only then can an entry name a logged model.
+        metrics = _metrics_each(raw_metrics)
+        model_metrics = _model_metrics(
             run_id,
             [
                 (Params(m), metric)
                 for m, metric in zip(raw_metrics, metrics, strict=True)
                 if "model_id" in m
             ],
-        ),
+        )
+    await req.app.db.write(
+        store.log_batch,
+        run_id,
+        metrics=metrics,
+        model_metrics=model_metrics,
         params=logged_params,
         tags=[_tag(t) for t in raw_tags],
     )

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from itertools import groupby
+from math import isfinite
+from operator import itemgetter
 from typing import Any
 
 from labtrack.store import experiments, filters, paging
@@ -59,57 +62,95 @@ def _info(row: tuple) -> dict[str, Any]:
     return info
 
 
+_first = itemgetter(0)  # a row's run_pk, to group child rows by run
+
+
 def load(conn, rows: Sequence[tuple]) -> list[dict]:
-    """Full Run objects (info, data, inputs, outputs) for info rows, in their order."""
+    """Full Run objects (info, data, inputs, outputs) for info rows, in their order.
+
+    A search page loads up to 50,000 runs, so this is the hot half of ``runs/search``. Each
+    child query is ordered by run first: that is the primary key's order, so SQLite needs no
+    sort, and each run's rows arrive together, to be turned into one list by ``groupby``.
+    """
     if not rows:
         return []
     pks = [r[0] for r in rows]
-    by_pk: dict[int, dict] = {
-        r[0]: {"metrics": [], "params": [], "tags": [], "inputs": [], "in": [], "out": []}
-        for r in rows
-    }
+    metrics: dict[int, list[dict]] = {}
+    params: dict[int, list[dict]] = {}
+    tags: dict[int, list[dict]] = {}
+    inputs: dict[int, list[dict]] = {}
+    model_io: dict[tuple[int, str], list[dict]] = {}
     for start in range(0, len(pks), 900):
         chunk = pks[start : start + 900]
-        pk_sql, params = conn.in_clause("run_pk", chunk)
-        for pk, key, value, ts, step, is_nan in conn.all(
-            "SELECT run_pk, key, value, timestamp, step, is_nan FROM latest_metrics"
-            f" WHERE {pk_sql} ORDER BY key",
-            params,
+        pk_sql, args = conn.in_clause("run_pk", chunk)
+        for pk, group in groupby(
+            conn.all(
+                # Values are clamped to finite doubles on insert; only NaN needs encoding. It
+                # comes back as NULL: one column fewer to convert per row.
+                "SELECT run_pk, key, CASE WHEN is_nan = 1 THEN NULL ELSE value END,"
+                f" timestamp, step FROM latest_metrics WHERE {pk_sql} ORDER BY run_pk, key",
+                args,
+            ),
+            _first,
         ):
-            # Values are clamped to finite doubles on insert; only NaN needs encoding.
-            by_pk[pk]["metrics"].append(
-                {"key": key, "value": "NaN" if is_nan else value, "timestamp": ts, "step": step}
-            )
-        for pk, key, value in conn.all(
-            f"SELECT run_pk, key, value FROM params WHERE {pk_sql} ORDER BY key", params
+            metrics[pk] = [
+                {
+                    "key": key,
+                    "value": "NaN" if value is None else value,
+                    "timestamp": ts,
+                    "step": step,
+                }
+                for _, key, value, ts, step in group
+            ]
+        for pk, group in groupby(
+            conn.all(
+                f"SELECT run_pk, key, value FROM params WHERE {pk_sql} ORDER BY run_pk, key",
+                args,
+            ),
+            _first,
         ):
-            by_pk[pk]["params"].append({"key": key, "value": value})
-        for pk, key, value in conn.all(
-            f"SELECT run_pk, key, value FROM run_tags WHERE {pk_sql} ORDER BY key", params
+            params[pk] = [{"key": key, "value": value} for _, key, value in group]
+        for pk, group in groupby(
+            conn.all(
+                f"SELECT run_pk, key, value FROM run_tags WHERE {pk_sql} ORDER BY run_pk, key",
+                args,
+            ),
+            _first,
         ):
-            by_pk[pk]["tags"].append({"key": key, "value": value})
-        _load_inputs(conn, pk_sql, params, by_pk)
+            tags[pk] = [{"key": key, "value": value} for _, key, value in group]
+        _load_inputs(conn, pk_sql, args, inputs)
         for pk, direction, model_id, step in conn.all(
             f"SELECT run_pk, direction, model_id, step FROM run_model_io WHERE {pk_sql}"
             " ORDER BY model_id",
-            params,
+            args,
         ):
-            by_pk[pk][direction].append({"model_id": model_id, "step": step})
+            model_io.setdefault((pk, direction), []).append({"model_id": model_id, "step": step})
     runs = []
     for row in rows:
-        parts = by_pk[row[0]]
-        data = {k: parts[k] for k in ("metrics", "params", "tags") if parts[k]}
-        inputs: dict[str, Any] = {}
-        if parts["inputs"]:
-            inputs["dataset_inputs"] = parts["inputs"]
-        if parts["in"]:
-            inputs["model_inputs"] = [{"model_id": m["model_id"]} for m in parts["in"]]
-        outputs = {"model_outputs": parts["out"]} if parts["out"] else {}
-        runs.append({"info": _info(row), "data": data, "inputs": inputs, "outputs": outputs})
+        pk = row[0]
+        data = {}
+        if pk in metrics:
+            data["metrics"] = metrics[pk]
+        if pk in params:
+            data["params"] = params[pk]
+        if pk in tags:
+            data["tags"] = tags[pk]
+        run_inputs: dict[str, Any] = {}
+        outputs: dict[str, Any] = {}
+        if model_io or inputs:  # rare: most runs log neither datasets nor models
+            if pk in inputs:
+                run_inputs["dataset_inputs"] = inputs[pk]
+            if (pk, "in") in model_io:
+                run_inputs["model_inputs"] = [
+                    {"model_id": m["model_id"]} for m in model_io[(pk, "in")]
+                ]
+            if (pk, "out") in model_io:
+                outputs["model_outputs"] = model_io[(pk, "out")]
+        runs.append({"info": _info(row), "data": data, "inputs": run_inputs, "outputs": outputs})
     return runs
 
 
-def _load_inputs(conn, pk_sql: str, params: tuple, by_pk: dict[int, dict]) -> None:
+def _load_inputs(conn, pk_sql: str, params: tuple, inputs: dict[int, list[dict]]) -> None:
     rows = conn.all(
         "SELECT ri.run_pk, d.dataset_pk, d.name, d.digest, d.source_type, d.source, d.schema,"
         " d.profile FROM run_inputs ri JOIN datasets d ON d.dataset_pk = ri.dataset_pk"
@@ -133,7 +174,7 @@ def _load_inputs(conn, pk_sql: str, params: tuple, by_pk: dict[int, dict]) -> No
         entry: dict[str, Any] = {"dataset": dataset}
         if (pk, dpk) in tags:
             entry = {"tags": tags[(pk, dpk)], "dataset": dataset}
-        by_pk[pk]["inputs"].append(entry)
+        inputs.setdefault(pk, []).append(entry)
 
 
 def get(conn, run_id: str) -> dict:
@@ -224,17 +265,19 @@ def _log_params(conn, run_pk: int, run_id: str, params: Sequence[tuple[str, str]
             f"Changing param values is not allowed. Params were already logged='{listed}' "
             f"for run ID='{run_id}'."
         )
-    conn.executemany(
-        "INSERT INTO params (run_pk, key, value) VALUES (?, ?, ?)",
+    conn.insert_many(
+        "INSERT INTO params (run_pk, key, value)",
         [(run_pk, k, v) for k, v in params if k not in existing],
     )
 
 
 def _upsert_tags(conn, run_pk: int, tags: Iterable[tuple[str, str]]) -> None:
-    conn.executemany(
-        "INSERT INTO run_tags (run_pk, key, value) VALUES (?, ?, ?)"
-        " ON CONFLICT (run_pk, key) DO UPDATE SET value = excluded.value",
-        [(run_pk, k, v) for k, v in tags],
+    # One row per key, the last value winning as it would row by row: a multi-row upsert may
+    # not name a key twice (PostgreSQL refuses it).
+    conn.insert_many(
+        "INSERT INTO run_tags (run_pk, key, value)",
+        [(run_pk, k, v) for k, v in dict(tags).items()],
+        "ON CONFLICT (run_pk, key) DO UPDATE SET value = excluded.value",
     )
 
 
@@ -253,6 +296,44 @@ def _log_metrics(conn, run_pk: int, metrics: Sequence[Metric]) -> None:
     """Append to the history and move each key's latest value forward when it is newer."""
     if not metrics:
         return
+    # A sum is NaN or infinite as soon as one value is, so this one C-level pass finds the usual
+    # batch of finite values, which needs no per-value NaN and range handling. (A finite batch
+    # whose sum overflows just takes the general path.)
+    if isfinite(sum([m[1] for m in metrics])):
+        history = [(run_pk, key, ts, step, 0, value) for key, value, ts, step in metrics]
+        # MLflow's latest value: the max of (step, timestamp, value).
+        best: dict[str, tuple[int, int, float]] = {}
+        get = best.get
+        for key, value, ts, step in metrics:
+            candidate = (step, ts, value)
+            current = get(key)
+            if current is None or candidate > current:
+                best[key] = candidate
+        latest = [(run_pk, k, v, ts, step, 0) for k, (step, ts, v) in best.items()]
+    else:
+        history, latest = _clamped_metrics(run_pk, metrics)
+    conn.insert_many(
+        "INSERT INTO metrics (run_pk, key, timestamp, step, is_nan, value)",
+        history,
+        "ON CONFLICT DO NOTHING",
+    )
+    conn.insert_many(
+        "INSERT INTO latest_metrics (run_pk, key, value, timestamp, step, is_nan)",
+        latest,
+        "ON CONFLICT (run_pk, key) DO UPDATE SET"
+        " value = excluded.value, timestamp = excluded.timestamp, step = excluded.step,"
+        " is_nan = excluded.is_nan"
+        " WHERE (excluded.step, excluded.timestamp, excluded.value)"
+        " > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
+    )
+
+
+def _clamped_metrics(run_pk: int, metrics: Sequence[Metric]) -> tuple[list[tuple], list[tuple]]:
+    """History and latest rows of a batch holding NaN or infinite values.
+
+    NaN is stored as 0 with ``is_nan`` set (SQLite turns NaN into NULL), and +-inf as the
+    largest finite double, which is what the stock server returns for them.
+    """
     history = []
     latest: dict[str, tuple] = {}
     for key, value, timestamp, step in metrics:
@@ -265,20 +346,7 @@ def _log_metrics(conn, run_pk: int, metrics: Sequence[Metric]) -> None:
         candidate = (step, timestamp, value, is_nan)
         if key not in latest or candidate[:3] > latest[key][:3]:
             latest[key] = candidate
-    conn.executemany(
-        "INSERT INTO metrics (run_pk, key, timestamp, step, is_nan, value)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        history,
-    )
-    conn.executemany(
-        "INSERT INTO latest_metrics (run_pk, key, value, timestamp, step, is_nan)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_pk, key) DO UPDATE SET"
-        " value = excluded.value, timestamp = excluded.timestamp, step = excluded.step,"
-        " is_nan = excluded.is_nan"
-        " WHERE (excluded.step, excluded.timestamp, excluded.value)"
-        " > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
-        [(run_pk, k, v, ts, step, nan) for k, (step, ts, v, nan) in latest.items()],
-    )
+    return history, [(run_pk, k, v, ts, step, nan) for k, (step, ts, v, nan) in latest.items()]
 
 
 def log_batch(

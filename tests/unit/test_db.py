@@ -1,0 +1,176 @@
+"""store.db: Conn.insert_many against in-memory SQLite, and the SQLite writer's batches.
+
+On PostgreSQL insert_many is executemany of the one-row statement; the integration tests run
+it there, since every log-batch goes through it on both backends.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labtrack.store import db
+from labtrack.store.db import Conn, Database
+from labtrack.wire import MlflowError
+
+
+class RecordingConn(Conn):
+    """A Conn that remembers the SQL text and parameter count of every statement."""
+
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        super().__init__(raw, "sqlite")
+        self.statements: list[tuple[str, int]] = []
+
+    def execute(self, sql, params=()):
+        self.statements.append((sql, len(params)))
+        return super().execute(sql, params)
+
+
+def _conn(width: int) -> RecordingConn:
+    raw = sqlite3.connect(":memory:", isolation_level=None)
+    columns = ", ".join(f"c{i}" for i in range(width))
+    raw.execute(f"CREATE TABLE t (id INTEGER PRIMARY KEY, {columns})")
+    return RecordingConn(raw)
+
+
+def _insert(conn: RecordingConn, rows: list[tuple]) -> None:
+    width = len(rows[0]) if rows else 1
+    columns = ", ".join(f"c{i}" for i in range(width))
+    conn.insert_many(f"INSERT INTO t (id, {columns})", [(n, *row) for n, row in enumerate(rows)])
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 127, 128, 129, 255, 256, 300, 1000])
+def test_every_row_is_inserted_once_in_bounded_statements(n: int) -> None:
+    conn = _conn(5)
+    rows = [(i, f"k{i % 4}", i * 0.5, -i, None) for i in range(n)]
+    _insert(conn, rows)
+    # Full chunks, then at most one statement per power of two for the rest.
+    full, rest = divmod(n, db._INSERT_CHUNK)
+    assert len(conn.statements) == full + bin(rest).count("1")
+    assert conn.all("SELECT c0, c1, c2, c3, c4 FROM t ORDER BY id") == rows
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 700), width=st.integers(1, 40))
+def test_statements_stay_under_the_variable_limit_and_reuse_their_text(n: int, width: int) -> None:
+    conn = _conn(width)
+    rows = [tuple(range(i, i + width)) for i in range(n)]
+    _insert(conn, rows)
+    inserts = list(conn.statements)
+    assert conn.all("SELECT COUNT(*) FROM t")[0][0] == n
+    assert all(count <= db._MAX_VARIABLES for _, count in inserts)
+    # Sizes are the chunk size and powers of two below it, so few texts ever exist per table.
+    sizes = {count // (width + 1) for _, count in inserts}
+    assert all(size & (size - 1) == 0 for size in sizes)
+
+
+def test_the_tail_follows_the_rows() -> None:
+    conn = _conn(2)
+    _insert(conn, [("a", 1), ("b", 2)])
+    conn.statements.clear()
+    conn.insert_many(
+        "INSERT INTO t (id, c0, c1)",
+        [(0, "a", 10), (1, "b", 20), (5, "c", 30)],
+        "ON CONFLICT (id) DO UPDATE SET c1 = excluded.c1 WHERE excluded.c1 > 15",
+    )
+    tail = " ON CONFLICT (id) DO UPDATE SET c1 = excluded.c1 WHERE excluded.c1 > 15"
+    assert [sql for sql, _ in conn.statements] == [
+        "INSERT INTO t (id, c0, c1) VALUES (?,?,?),(?,?,?)" + tail,
+        "INSERT INTO t (id, c0, c1) VALUES (?,?,?)" + tail,
+    ]
+    assert conn.all("SELECT id, c0, c1 FROM t ORDER BY id") == [
+        (0, "a", 1),
+        (1, "b", 20),
+        (5, "c", 30),
+    ]
+
+
+def test_a_failing_chunk_raises() -> None:
+    conn = _conn(1)
+    _insert(conn, [("a",)])
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.insert_many("INSERT INTO t (id, c0)", [(1, "b"), (0, "again")])
+
+
+def test_postgresql_gets_one_pipelined_executemany() -> None:
+    calls = []
+
+    class Cursor:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def executemany(self, sql, rows):
+            calls.append((sql, list(rows)))
+
+    class Raw:
+        def cursor(self):
+            return Cursor()
+
+    rows = [(i, f"k{i}") for i in range(300)]
+    Conn(Raw(), "postgresql").insert_many("INSERT INTO t (a, b)", rows, "ON CONFLICT DO NOTHING")
+    assert calls == [("INSERT INTO t (a, b) VALUES (%s,%s) ON CONFLICT DO NOTHING", rows)]
+
+
+# --- the SQLite writer --------------------------------------------------------------------------
+def _add(conn: Conn, name: str) -> str:
+    conn.execute("INSERT INTO t (name) VALUES (?)", (name,))
+    return name
+
+
+def _add_then_fail(conn: Conn, name: str) -> None:
+    conn.execute("INSERT INTO t (name) VALUES (?)", (name,))
+    raise MlflowError(f"no {name}")
+
+
+def _names(database: Database) -> list[str]:
+    return [r[0] for r in database.run_read(lambda c: c.all("SELECT name FROM t ORDER BY name"))]
+
+
+@pytest.fixture
+def database(tmp_path):
+    database = Database(f"sqlite:///{tmp_path}/w.db")
+    database.run_write(lambda c: c.execute("CREATE TABLE t (name TEXT PRIMARY KEY)"))
+    yield database
+    database.close()
+
+
+def _batch(database: Database, units: list) -> list:
+    """Queue units before the writer thread starts, so it takes them as one batch."""
+    writer = db._SqliteWriter(database)
+    futures = [writer.submit(fn, args, {}) for fn, *args in units]
+    writer.start()
+    try:
+        return [f.exception(timeout=10) or f.result() for f in futures]
+    finally:
+        writer.stop()
+
+
+def test_a_batch_commits_every_unit(database: Database) -> None:
+    assert _batch(database, [(_add, "a"), (_add, "b"), (_add, "c")]) == ["a", "b", "c"]
+    assert _names(database) == ["a", "b", "c"]
+
+
+def test_a_failing_unit_is_undone_alone(database: Database) -> None:
+    outcomes = _batch(database, [(_add, "a"), (_add_then_fail, "b"), (_add, "a"), (_add, "c")])
+    assert outcomes[0] == "a" and outcomes[3] == "c"
+    assert isinstance(outcomes[1], MlflowError) and str(outcomes[1]) == "no b"
+    assert isinstance(outcomes[2], sqlite3.IntegrityError)  # "a" again, within the same batch
+    assert _names(database) == ["a", "c"]
+
+
+def test_a_failing_single_unit_runs_once(database: Database) -> None:
+    calls = []
+
+    def fail(conn: Conn) -> None:
+        calls.append(1)
+        _add_then_fail(conn, "x")
+
+    assert isinstance(_batch(database, [(fail,)])[0], MlflowError)
+    assert calls == [1]
+    assert _names(database) == []
