@@ -1,12 +1,12 @@
 """store.db: Conn.insert_many against in-memory SQLite, and the SQLite writer's batches.
 
-On PostgreSQL insert_many is executemany of the one-row statement; the integration tests run
-it there, since every log-batch goes through it on both backends.
+On PostgreSQL insert_many sends one array per column; those tests need the test PostgreSQL.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -95,26 +95,44 @@ def test_a_failing_chunk_raises() -> None:
         conn.insert_many("INSERT INTO t (id, c0)", [(1, "b"), (0, "again")])
 
 
-def test_postgresql_gets_one_pipelined_executemany() -> None:
-    calls = []
+@pytest.fixture(scope="module")
+def pg_conn() -> Iterator[Conn]:
+    from tests.conftest import PgDatabase
 
-    class Cursor:
-        def __enter__(self):
-            return self
+    database = PgDatabase.create()
+    conn = Database(f"postgresql://{database.url.split('://', 1)[1]}").connect()
+    try:
+        yield conn
+    finally:
+        conn.raw.close()
+        database.drop()
 
-        def __exit__(self, *exc):
-            return False
 
-        def executemany(self, sql, rows):
-            calls.append((sql, list(rows)))
+@pytest.mark.postgres
+@pytest.mark.parametrize("n", [1, 2, 300])
+def test_postgresql_inserts_column_arrays_in_one_statement(pg_conn: Conn, n: int) -> None:
+    pg_conn.execute("DROP TABLE IF EXISTS t")
+    pg_conn.execute(
+        "CREATE TABLE t (id BIGINT PRIMARY KEY, k TEXT, v DOUBLE PRECISION, flag SMALLINT)"
+    )
+    # Ints in a float column, as a metric value may arrive.
+    rows = [(i, f"k{i}", float(i) / 2 if i % 2 else i, i % 2) for i in range(n)]
+    pg_conn.insert_many("INSERT INTO t (id, k, v, flag)", rows)
+    again = [(i, "new", 0.0, 0) for i in range(n)]
+    pg_conn.insert_many(
+        "INSERT INTO t (id, k, v, flag)", again, "ON CONFLICT (id) DO UPDATE SET k = excluded.k"
+    )
+    got = pg_conn.all("SELECT id, k, v, flag FROM t ORDER BY id")
+    assert got == [(i, "new", float(v), flag) for i, _, v, flag in rows]
 
-    class Raw:
-        def cursor(self):
-            return Cursor()
 
-    rows = [(i, f"k{i}") for i in range(300)]
-    Conn(Raw(), "postgresql").insert_many("INSERT INTO t (a, b)", rows, "ON CONFLICT DO NOTHING")
-    assert calls == [("INSERT INTO t (a, b) VALUES (%s,%s) ON CONFLICT DO NOTHING", rows)]
+@pytest.mark.postgres
+def test_postgresql_falls_back_when_a_column_has_no_array_type(pg_conn: Conn) -> None:
+    pg_conn.execute("DROP TABLE IF EXISTS t")
+    pg_conn.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, note TEXT, n BIGINT)")
+    # A column of only NULLs has no element type to name: the rows go one statement each.
+    pg_conn.insert_many("INSERT INTO t (id, note, n)", [(1, None, 5), (2, None, 6)])
+    assert pg_conn.all("SELECT id, note, n FROM t ORDER BY id") == [(1, None, 5), (2, None, 6)]
 
 
 # --- the SQLite writer --------------------------------------------------------------------------

@@ -58,6 +58,23 @@ def _multi_insert_sql(head: str, tail: str, width: int, rows: int) -> str:
     return f"{head} VALUES {','.join([group] * rows)}{tail and ' ' + tail}"
 
 
+_PG_ARRAY_TYPES = {int: "bigint", float: "float8", str: "text", bool: "boolean", bytes: "bytea"}
+
+
+def _pg_array(values: list[Any]) -> tuple[str, list[Any]] | None:
+    """One column as a typed PostgreSQL array parameter; None if no element type fits.
+
+    INSERT then casts the elements to the column's own type, as it would a VALUES list.
+    """
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if kinds == {int, float}:  # a metric value sent as 1 beside 0.5
+        return "float8", [v if v is None else float(v) for v in values]
+    if len(kinds) == 1 and (name := _PG_ARRAY_TYPES.get(kinds.pop())):
+        return name, values
+    return None
+
+
 class Conn:
     """A connection with the few helpers store code needs, identical for every dialect."""
 
@@ -91,17 +108,30 @@ class Conn:
         texts come in a few fixed sizes only (full chunks, then powers of two for the rest), so
         the statement cache keeps hitting.
 
-        PostgreSQL gets executemany itself: psycopg pipelines it into one round trip, which the
-        server runs faster than multi-row statements (12 vs 20 ms for 1,000 metric rows). With
-        an ``ON CONFLICT DO UPDATE`` tail, pass each conflict key once anyway, so the rows may
-        share a statement on any backend (PostgreSQL refuses to update a row twice in one).
+        PostgreSQL gets the rows as one array per column, in a single ``INSERT ... SELECT FROM
+        unnest(...)``: one statement with a handful of parameters, which both psycopg and the
+        server handle faster than executemany's row-by-row statements (1.3 vs 2 ms for 100
+        metric rows) or a multi-row VALUES list (600 parameters to plan). With an ``ON CONFLICT
+        DO UPDATE`` tail, pass each conflict key once, so the rows may share a statement on any
+        backend (PostgreSQL refuses to update a row twice in one).
         """
         n = len(rows)
         if not n:
             return
         width = len(rows[0])
+        if n == 1:  # log-metric, set-tag: the plain statement
+            self.execute(_multi_insert_sql(head, tail, width, 1), rows[0])
+            return
         if self._pg:
-            self.executemany(_multi_insert_sql(head, tail, width, 1), rows)
+            arrays = [_pg_array(list(c)) for c in zip(*rows, strict=True)]
+            if None in arrays:  # a column of only NULLs, or of mixed types: no array type fits
+                self.executemany(_multi_insert_sql(head, tail, width, 1), rows)
+            else:
+                unnest = ",".join(f"?::{a[0]}[]" for a in arrays)
+                self.execute(
+                    f"{head} SELECT * FROM unnest({unnest}){tail and ' ' + tail}",
+                    [a[1] for a in arrays],
+                )
             return
         per = _INSERT_CHUNK
         while per * width > _MAX_VARIABLES:

@@ -300,10 +300,13 @@ def remove_runs(conn: Conn, run_pks: Sequence[int]) -> int:
     if not run_pks:
         return 0
     sql, args = conn.in_clause("run_pk", list(run_pks))
+    # FOR UPDATE waits for writes still adding rows to these runs (they hold FOR KEY SHARE, see
+    # runs.active_pk), so their rows are among the children deleted below.
+    lock = " FOR UPDATE" if conn.dialect == "postgresql" else ""
     still = [
         r[0]
         for r in conn.all(
-            f"SELECT run_pk FROM runs WHERE {sql} AND lifecycle_stage = 'deleted'", args
+            f"SELECT run_pk FROM runs WHERE {sql} AND lifecycle_stage = 'deleted'{lock}", args
         )
     ]
     _delete_where(conn, RUN_CHILDREN, "run_pk", still)
