@@ -6,6 +6,7 @@ On PostgreSQL insert_many sends one array per column; those tests need the test 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -192,3 +193,43 @@ def test_a_failing_single_unit_runs_once(database: Database) -> None:
     assert isinstance(_batch(database, [(fail,)])[0], MlflowError)
     assert calls == [1]
     assert _names(database) == []
+
+
+# --- PostgreSQL planner statistics ------------------------------------------------------------
+def _create_runs(conn: Conn, n: int) -> None:
+    conn.insert_many(
+        "INSERT INTO runs (run_uuid, experiment_id, artifact_uri)",
+        [(f"run-{time.time_ns()}-{i}", 0, "x") for i in range(n)],
+    )
+
+
+@pytest.mark.postgres
+def test_postgresql_tables_are_analyzed_soon_after_they_grow(monkeypatch) -> None:
+    from tests.conftest import PgDatabase
+
+    from labtrack.store import experiments
+    from labtrack.store.migrate import upgrade
+
+    monkeypatch.setattr(db._PgAnalyzer, "EVERY", 2)
+    database = PgDatabase.create()
+    store = Database(f"postgresql://{database.url.split('://', 1)[1]}")
+    try:
+        upgrade(store)
+        store.run_write(experiments.ensure_default, "/tmp/art", 0)
+        store.run_write(_create_runs, 2000)
+        deadline = time.monotonic() + 20
+        analyzed = None
+        while analyzed is None and time.monotonic() < deadline:
+            # Statistics counters reach pg_stat_user_tables up to a second late: keep writing
+            # (each write counts toward the analyzer's next look) until runs was analyzed.
+            store.run_write(_create_runs, 1)
+            time.sleep(0.2)
+            analyzed = store.run_read(
+                lambda c: c.scalar(
+                    "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'runs'"
+                )
+            )
+        assert analyzed is not None
+    finally:
+        store.close()
+        database.drop()

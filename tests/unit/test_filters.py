@@ -157,15 +157,24 @@ def runs_matching(filter_string: str | None) -> set[str]:
     return {row[0] for row in rows}
 
 
+def ordered_query(
+    select: str, terms: list[Sql], tie_breakers: tuple[str, ...] = ()
+) -> tuple[str, tuple]:
+    """``select`` plus the terms' joins and ORDER BY, as runs.search assembles them."""
+    joins = [t.join for t in terms if t.join is not None]
+    for fragment in [*terms, *joins]:
+        check_shape(fragment)
+    clause = ", ".join([t.sql for t in terms] + list(tie_breakers)) or "1"
+    sql = f"{select} {' '.join(j.sql for j in joins)} ORDER BY {clause}"
+    return sql, tuple(p for fragment in [*joins, *terms] for p in fragment.params)
+
+
 def runs_ordered(order_by: list[str]) -> list[str]:
     terms = run_order(order_by, "sqlite")
-    for term in terms:
-        check_shape(term)
-    clause = ", ".join([t.sql for t in terms] + ["r.start_time DESC", "r.run_uuid ASC"])
-    params = tuple(p for t in terms for p in t.params)
-    return [
-        row[0] for row in db().execute(f"SELECT r.run_uuid FROM runs r ORDER BY {clause}", params)
-    ]
+    sql, params = ordered_query(
+        "SELECT r.run_uuid FROM runs r", terms, ("r.start_time DESC", "r.run_uuid ASC")
+    )
+    return [row[0] for row in db().execute(sql, params)]
 
 
 def experiments_matching(filter_string: str) -> set[int]:
@@ -465,9 +474,17 @@ def test_run_order(order_by, expected):
 
 def test_run_order_terms():
     assert run_order(None, "sqlite") == []
-    terms = run_order(["tags.`a b` DESC"], "postgresql")
-    subquery = "(SELECT t.value FROM run_tags t WHERE t.run_pk = r.run_pk AND t.key = ?)"
-    assert terms == [Sql(f"({subquery} IS NULL) ASC", ("a b",)), Sql(f"{subquery} DESC", ("a b",))]
+    terms = run_order(["tags.`a b` DESC", "metrics.m"], "postgresql")
+    tag_join = Sql("LEFT JOIN run_tags o_t0 ON o_t0.run_pk = r.run_pk AND o_t0.key = ?", ("a b",))
+    metric_join = Sql(
+        "LEFT JOIN latest_metrics o_m2 ON o_m2.run_pk = r.run_pk AND o_m2.key = ?", ("m",)
+    )
+    assert terms == [
+        Sql("(o_t0.value IS NULL) ASC", join=tag_join),
+        Sql("o_t0.value DESC"),
+        Sql("COALESCE(o_m2.is_nan, 2) ASC", join=metric_join),
+        Sql("o_m2.value ASC"),
+    ]
     assert run_order(["status desc"], "sqlite") == [Sql("r.status DESC")]
 
 
@@ -617,9 +634,8 @@ def run_everything(text: str) -> None:
             terms = compile_order([text], "sqlite")
         except MlflowError:
             continue
-        clause = ", ".join(t.sql for t in terms)
-        params = tuple(p for t in terms for p in t.params)
-        db().execute(f"SELECT 1 FROM {table} ORDER BY {clause}", params).fetchall()
+        sql, params = ordered_query(f"SELECT 1 FROM {table}", terms)
+        db().execute(sql, params).fetchall()
 
 
 @FAST
@@ -682,8 +698,11 @@ def test_user_text_only_travels_as_parameters(
     order = run_order(
         [f"{entity if entity != 'datasets' else 'tags'}.{quote(key, '`', False)}"], dialect
     )
-    assert all(MARK not in t.sql for t in order)
-    assert all(t.params == (key,) for t in order)
+    joins = [t.join for t in order if t.join is not None]
+    assert len(joins) == 1
+    assert all(MARK not in t.sql for t in [*order, *joins])
+    assert joins[0].params == (key,)
+    assert all(t.params == () for t in order)
 
 
 # A reference evaluator: each generated clause comes with the predicate it should mean.

@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 import functools
 import itertools
+import logging
 import queue
 import re
 import sqlite3
@@ -35,6 +36,7 @@ from labtrack.wire import MlflowError
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
 _savepoint_ids = itertools.count()
 
 
@@ -225,6 +227,7 @@ class Database:
             thread_name_prefix="labtrack-db",
         )
         self._writer: _SqliteWriter | None = None
+        self._analyzer: _PgAnalyzer | None = None
         if self.dialect == "sqlite":
             if self._target != ":memory:":
                 Path(self._target).parent.mkdir(parents=True, exist_ok=True)
@@ -288,7 +291,9 @@ class Database:
         for attempt in range(5):
             try:
                 with conn.raw.transaction():
-                    return fn(conn, *args, **kwargs)
+                    result = fn(conn, *args, **kwargs)
+                self._pg_analyzer().wrote()
+                return result
             except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected):
                 if attempt == 4:
                     raise
@@ -307,6 +312,14 @@ class Database:
         call = functools.partial(self._pg_write, fn, *args, **kwargs)
         return await loop.run_in_executor(self._readers, call)
 
+    def _pg_analyzer(self) -> _PgAnalyzer:
+        if self._analyzer is None:
+            with self._lock:
+                if self._analyzer is None:
+                    self._analyzer = _PgAnalyzer(self)
+                    self._analyzer.start()
+        return self._analyzer
+
     def _sqlite_writer(self) -> _SqliteWriter:
         if self._writer is None:
             with self._lock:
@@ -318,6 +331,8 @@ class Database:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.stop()
+        if self._analyzer is not None:
+            self._analyzer.stop()
         self._readers.shutdown(wait=True)
         with self._lock:
             for raw in self._all_conns:
@@ -496,3 +511,63 @@ class _Checkpointer(threading.Thread):
                 time.sleep(self.PAUSE)
         finally:
             conn.raw.close()
+
+
+class _PgAnalyzer(threading.Thread):
+    """Refreshes PostgreSQL's planner statistics of the tracking tables soon after they grow.
+
+    Autovacuum analyzes a table once a tenth of it changed, but looks only once a minute: a
+    sweep that fills a new database meanwhile gets search plans made for empty tables (nested
+    loops over "1 row"), several times slower than with statistics. Every ``EVERY`` writes this
+    thread asks pg_stat_user_tables which of the tables changed as much, and analyzes those
+    (a sampled read, milliseconds here). An idle server never runs it.
+    """
+
+    EVERY = 500
+    TABLES = ("runs", "latest_metrics", "params", "run_tags", "metrics")
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(name="labtrack-pg-analyzer", daemon=True)
+        self._db = db
+        self._writes = 0
+        self.wake = threading.Event()
+        self._stopping = False
+
+    def wrote(self) -> None:
+        self._writes += 1  # a lost update under a race only delays the next check
+        if self._writes >= self.EVERY:
+            self._writes = 0
+            self.wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake.set()
+        self.join(timeout=10)
+
+    def run(self) -> None:
+        conn: Conn | None = None
+        try:
+            while True:
+                self.wake.wait()
+                if self._stopping:
+                    return
+                self.wake.clear()
+                try:
+                    conn = conn or self._db.connect()
+                    stale = conn.all(
+                        "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(?)"
+                        " AND schemaname = current_schema()"
+                        " AND n_mod_since_analyze > 500 + 0.1 * n_live_tup",
+                        (list(self.TABLES),),
+                    )
+                    for (table,) in stale:
+                        conn.execute(f"ANALYZE {table}")  # a name from TABLES, never input
+                except Exception as exc:  # noqa: BLE001 - autovacuum still does this job
+                    log.debug("ANALYZE of the tracking tables failed: %s", exc)
+                    if conn is not None:
+                        with contextlib.suppress(Exception):
+                            conn.raw.close()
+                    conn = None
+        finally:
+            if conn is not None:
+                conn.raw.close()

@@ -53,6 +53,9 @@ class Sql:
 
     sql: str
     params: tuple = ()
+    # An ORDER BY term over a child table's value needs that table joined into the FROM list:
+    # one LEFT JOIN the planner can hash or merge, instead of a lookup per candidate row.
+    join: Sql | None = None
 
 
 # Guards that keep pathological input a clean 400: Python recursion and SQLite's
@@ -834,15 +837,17 @@ def _order(kind: SearchKind, order_by: list[str] | None, dialect: str) -> list[S
                 terms.append(Sql(f"({attr.column} IS NULL) ASC"))
             terms.append(Sql(f"{attr.column} {direction}"))
         elif group in kind.keyed and kind.keyed[group].orderable:
-            table, a = kind.keyed[group], kind.keyed[group].alias
+            table = kind.keyed[group]
             identity = (group, ident.key)
-            source = f"FROM {table.table} {a} WHERE {table.link} AND {a}.key = ?"
-            value = f"(SELECT {a}.value {source})"
+            # The child alias ("m") numbered per term ("o_m0", "o_m1"): one join per order key.
+            a = f"o_{table.alias}{len(terms)}"
+            link = re.sub(rf"\b{table.alias}\.", f"{a}.", table.link)
+            join = Sql(f"LEFT JOIN {table.table} {a} ON {link} AND {a}.key = ?", (ident.key,))
             if table.numeric:  # values, then NaN, then runs without the metric
-                terms.append(Sql(f"COALESCE((SELECT {a}.is_nan {source}), 2) ASC", (ident.key,)))
+                terms.append(Sql(f"COALESCE({a}.is_nan, 2) ASC", join=join))
             else:
-                terms.append(Sql(f"({value} IS NULL) ASC", (ident.key,)))
-            terms.append(Sql(f"{value} {direction}", (ident.key,)))
+                terms.append(Sql(f"({a}.value IS NULL) ASC", join=join))
+            terms.append(Sql(f"{a}.value {direction}"))
         else:
             raise invalid(f"Invalid order_by entity type '{group}' in clause '{_show(clause)}'")
         if identity in seen:
@@ -857,7 +862,8 @@ def run_filter(filter_string: str | None, dialect: str) -> Sql | None:
 
 
 def run_order(order_by: list[str] | None, dialect: str) -> list[Sql]:
-    """ORDER BY terms for runs; the caller appends its tie-breakers after them."""
+    """ORDER BY terms for runs; the caller appends its tie-breakers after them, and adds each
+    term's ``join`` to its FROM list (ordering by a metric, param or tag reads a joined row)."""
     return _order(RUNS, order_by, dialect)
 
 

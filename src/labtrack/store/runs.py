@@ -479,10 +479,14 @@ def search(
     offset = paging.decode(page_token)
     where = filters.run_filter(filter_string, conn.dialect)
     order = filters.run_order(order_by, conn.dialect)
-    exp_sql, args = conn.in_clause("r.experiment_id", experiment_ids)
+    joins = [term.join for term in order if term.join is not None]
+    exp_sql, exp_args = conn.in_clause("r.experiment_id", experiment_ids)
     stage_sql, stage_args = conn.in_clause("r.lifecycle_stage", VIEW_STAGES[view_type])
-    args = [*args, *stage_args]
-    sql = f"SELECT {_prefixed('r.')} FROM runs r WHERE {exp_sql} AND {stage_sql}"
+    args = [*(p for join in joins for p in join.params), *exp_args, *stage_args]
+    sql = (
+        f"SELECT {_prefixed('r.')} FROM runs r {' '.join(join.sql for join in joins)}"
+        f" WHERE {exp_sql} AND {stage_sql}"
+    )
     if where is not None:
         sql += f" AND ({where.sql})"
         args += where.params
