@@ -217,6 +217,12 @@ def test_writes_to_deleted_run_are_refused(api, experiment_id):
         ("runs/set-tag", {"run_id": run_id, "key": "t", "value": "v"}),
         ("runs/delete-tag", {"run_id": run_id, "key": "keep"}),
         ("runs/log-batch", {"run_id": run_id, "params": [{"key": "bp", "value": "v"}]}),
+        # metrics only, and nothing at all: the one-statement path on PostgreSQL
+        (
+            "runs/log-batch",
+            {"run_id": run_id, "metrics": [{"key": "b", "value": 1, "timestamp": ts}]},
+        ),
+        ("runs/log-batch", {"run_id": run_id}),
         ("runs/update", {"run_id": run_id, "status": "FINISHED"}),
         ("runs/update", {"run_id": run_id, "run_name": "new-name"}),
         (

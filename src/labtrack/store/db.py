@@ -63,7 +63,7 @@ def _multi_insert_sql(head: str, tail: str, width: int, rows: int) -> str:
 _PG_ARRAY_TYPES = {int: "bigint", float: "float8", str: "text", bool: "boolean", bytes: "bytea"}
 
 
-def _pg_array(values: list[Any]) -> tuple[str, list[Any]] | None:
+def pg_array(values: list[Any]) -> tuple[str, list[Any]] | None:
     """One column as a typed PostgreSQL array parameter; None if no element type fits.
 
     INSERT then casts the elements to the column's own type, as it would a VALUES list.
@@ -75,6 +75,17 @@ def _pg_array(values: list[Any]) -> tuple[str, list[Any]] | None:
     if len(kinds) == 1 and (name := _PG_ARRAY_TYPES.get(kinds.pop())):
         return name, values
     return None
+
+
+def single_statement(fn: Callable[..., T]) -> Callable[..., T]:
+    """Mark a store function that writes PostgreSQL with one statement, atomic by itself.
+
+    The Database then runs it on PostgreSQL without BEGIN and COMMIT, saving those two round
+    trips. The function must write with that one statement only (it may read before or after).
+    SQLite runs it in the writer's transaction like any other write.
+    """
+    fn.single_statement = True  # type: ignore[attr-defined]
+    return fn
 
 
 class Conn:
@@ -125,7 +136,7 @@ class Conn:
             self.execute(_multi_insert_sql(head, tail, width, 1), rows[0])
             return
         if self._pg:
-            arrays = [_pg_array(list(c)) for c in zip(*rows, strict=True)]
+            arrays = [pg_array(list(c)) for c in zip(*rows, strict=True)]
             if None in arrays:  # a column of only NULLs, or of mixed types: no array type fits
                 self.executemany(_multi_insert_sql(head, tail, width, 1), rows)
             else:
@@ -290,8 +301,11 @@ class Database:
         conn = self._thread_conn()
         for attempt in range(5):
             try:
-                with conn.raw.transaction():
-                    result = fn(conn, *args, **kwargs)
+                if getattr(fn, "single_statement", False):
+                    result = fn(conn, *args, **kwargs)  # autocommit: its own transaction
+                else:
+                    with conn.raw.transaction():
+                        result = fn(conn, *args, **kwargs)
                 self._pg_analyzer().wrote()
                 return result
             except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected):
