@@ -235,3 +235,21 @@ def test_cli_env_vars_mirror_flags(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.mark.labtrack_only
+@pytest.mark.parametrize("workers", [1, 2])
+def test_keep_alive_requests_do_not_wait_on_nagle(server, server_factory, workers):
+    """TCP_NODELAY in every mode: with Nagle on, a response written in two parts (headers, then
+    body) waits for the client's delayed ACK, ~40 ms on every request after the first on a
+    keep-alive connection. Several workers is the mode where uvicorn used to leave it on."""
+    srv = server if workers == 1 else server_factory(server.backend, extra_args=["--workers", "2"])
+    with httpx.Client(base_url=srv.url, timeout=30) as client:
+        times = []
+        for _ in range(40):
+            start = time.perf_counter()
+            r = client.get("/api/2.0/mlflow/experiments/get", params={"experiment_id": "0"})
+            times.append(time.perf_counter() - start)
+            assert r.status_code == 200, r.text
+    times.sort()
+    assert times[len(times) // 2] < 0.02, f"median {times[len(times) // 2] * 1000:.1f} ms"

@@ -147,12 +147,9 @@ def bulk_interval(
             wanted = _sample_steps(steps, max_results)
         else:
             wanted = _seek_steps(conn, where, args, max_results)
-        # Only the IN list bounds the steps here: with the window's range too, SQLite would
-        # range-scan the window instead of seeking each step.
         rows = conn.all(
-            f"SELECT {_POINT} FROM metrics WHERE run_pk = ? AND key = ? AND step {_any(conn)}"
-            " ORDER BY step, timestamp, is_nan, value LIMIT ?",
-            (run_pk, key, _list_arg(conn, wanted), max(max_results, len(wanted))),
+            _points_at_steps(conn),
+            _points_at_steps_args(conn, run_pk, key, wanted, max(max_results, len(wanted))),
         )
         for point in points(key, rows):
             point["run_id"] = run_id
@@ -174,9 +171,30 @@ def _seek_steps(conn, where: str, args: tuple, limit: int) -> list[int]:
     return sorted({s for (s,) in found if s is not None and s <= hi})
 
 
-def _any(conn) -> str:
-    """SQL for "is one of the values in the list parameter"."""
-    return "IN (SELECT value FROM json_each(?))" if conn.dialect == "sqlite" else "= ANY(?)"
+def _points_at_steps(conn) -> str:
+    """The points of one series at a list of steps, each step found by an index seek.
+
+    SQLite seeks each step of the IN list (given the window's range too, it would range-scan
+    the window instead). PostgreSQL gets the steps as a LATERAL join, one seek per step: with
+    ``step = ANY(...)`` and this ORDER BY ... LIMIT, its planner may walk the whole series in
+    step order and filter, seconds for 10,000,000 points once statistics show a long series.
+    """
+    order = " ORDER BY step, timestamp, is_nan, value LIMIT ?"
+    if conn.dialect == "sqlite":
+        return (
+            f"SELECT {_POINT} FROM metrics WHERE run_pk = ? AND key = ?"
+            f" AND step IN (SELECT value FROM json_each(?)){order}"
+        )
+    return (
+        f"SELECT {_POINT} FROM unnest(?::bigint[]) AS t(v), LATERAL (SELECT * FROM metrics"
+        f" WHERE run_pk = ? AND key = ? AND step = t.v) AS metrics{order}"
+    )
+
+
+def _points_at_steps_args(conn, run_pk: int, key: str, steps: list[int], limit: int) -> tuple:
+    if conn.dialect == "sqlite":
+        return (run_pk, key, _list_arg(conn, steps), limit)
+    return (steps, run_pk, key, limit)
 
 
 def _values_table(conn) -> str:
