@@ -328,19 +328,22 @@ class Database:
 
     def _pg_analyzer(self) -> _PgAnalyzer:
         if self._analyzer is None:
-            with self._lock:
-                if self._analyzer is None:
-                    self._analyzer = _PgAnalyzer(self)
-                    self._analyzer.start()
+            self._analyzer = self._start_once("_analyzer", _PgAnalyzer)
         return self._analyzer
 
     def _sqlite_writer(self) -> _SqliteWriter:
         if self._writer is None:
-            with self._lock:
-                if self._writer is None:
-                    self._writer = _SqliteWriter(self)
-                    self._writer.start()
+            self._writer = self._start_once("_writer", _SqliteWriter)
         return self._writer
+
+    def _start_once(self, attr: str, make: Callable[[Database], Any]) -> Any:
+        """The thread kept in ``attr``, made and started by whichever caller comes first."""
+        with self._lock:
+            thread = getattr(self, attr)
+            if thread is None:
+                thread = make(self)
+                thread.start()
+            return thread
 
     def close(self) -> None:
         if self._writer is not None:
@@ -489,69 +492,20 @@ class _SqliteWriter(threading.Thread):
         return True
 
 
-class _Checkpointer(threading.Thread):
-    """Checkpoints the WAL on its own connection, beside the writer instead of inside a commit.
+class _Housekeeper(threading.Thread):
+    """A daemon thread that does one piece of upkeep on its own connection each time it is woken.
 
-    A PASSIVE checkpoint copies committed pages back into the database file without blocking
-    the writer or readers, and SQLite runs it with the GIL released, so it overlaps the
-    writer's work. Each commit wakes this thread; it then sleeps ``PAUSE``, so under load one
-    checkpoint covers many commits, and a page changed by all of them is copied once.
+    Upkeep is never fatal: a failure is logged, the connection dropped and opened again next time.
     """
 
-    PAUSE = 0.05
-
-    def __init__(self, db: Database) -> None:
-        super().__init__(name="labtrack-sqlite-checkpointer", daemon=True)
+    def __init__(self, db: Database, name: str) -> None:
+        super().__init__(name=name, daemon=True)
         self._db = db
         self.wake = threading.Event()
         self._stopping = False
 
-    def stop(self) -> None:
-        self._stopping = True
-        self.wake.set()
-        self.join(timeout=10)
-
-    def run(self) -> None:
-        conn = self._db.connect()
-        try:
-            while True:
-                self.wake.wait()
-                if self._stopping:
-                    return
-                self.wake.clear()
-                # Never fatal: the writer's own checkpoints still happen without this one.
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                time.sleep(self.PAUSE)
-        finally:
-            conn.raw.close()
-
-
-class _PgAnalyzer(threading.Thread):
-    """Refreshes PostgreSQL's planner statistics of the tracking tables soon after they grow.
-
-    Autovacuum analyzes a table once a tenth of it changed, but looks only once a minute: a
-    sweep that fills a new database meanwhile gets search plans made for empty tables (nested
-    loops over "1 row"), several times slower than with statistics. Every ``EVERY`` writes this
-    thread asks pg_stat_user_tables which of the tables changed as much, and analyzes those
-    (a sampled read, milliseconds here). An idle server never runs it.
-    """
-
-    EVERY = 500
-    TABLES = ("runs", "latest_metrics", "params", "run_tags", "metrics")
-
-    def __init__(self, db: Database) -> None:
-        super().__init__(name="labtrack-pg-analyzer", daemon=True)
-        self._db = db
-        self._writes = 0
-        self.wake = threading.Event()
-        self._stopping = False
-
-    def wrote(self) -> None:
-        self._writes += 1  # a lost update under a race only delays the next check
-        if self._writes >= self.EVERY:
-            self._writes = 0
-            self.wake.set()
+    def work(self, conn: Conn) -> None:
+        raise NotImplementedError
 
     def stop(self) -> None:
         self._stopping = True
@@ -568,16 +522,9 @@ class _PgAnalyzer(threading.Thread):
                 self.wake.clear()
                 try:
                     conn = conn or self._db.connect()
-                    stale = conn.all(
-                        "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(?)"
-                        " AND schemaname = current_schema()"
-                        " AND n_mod_since_analyze > 500 + 0.1 * n_live_tup",
-                        (list(self.TABLES),),
-                    )
-                    for (table,) in stale:
-                        conn.execute(f"ANALYZE {table}")  # a name from TABLES, never input
-                except Exception as exc:  # noqa: BLE001 - autovacuum still does this job
-                    log.debug("ANALYZE of the tracking tables failed: %s", exc)
+                    self.work(conn)
+                except Exception as exc:  # noqa: BLE001 - see the class docstring
+                    log.debug("%s failed: %s", self.name, exc)
                     if conn is not None:
                         with contextlib.suppress(Exception):
                             conn.raw.close()
@@ -585,3 +532,58 @@ class _PgAnalyzer(threading.Thread):
         finally:
             if conn is not None:
                 conn.raw.close()
+
+
+class _Checkpointer(_Housekeeper):
+    """Checkpoints the WAL on its own connection, beside the writer instead of inside a commit.
+
+    A PASSIVE checkpoint copies committed pages back into the database file without blocking
+    the writer or readers, and SQLite runs it with the GIL released, so it overlaps the
+    writer's work. Each commit wakes this thread; it then sleeps ``PAUSE``, so under load one
+    checkpoint covers many commits, and a page changed by all of them is copied once. (The
+    writer's own checkpoints still happen if this one fails.)
+    """
+
+    PAUSE = 0.05
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db, "labtrack-sqlite-checkpointer")
+
+    def work(self, conn: Conn) -> None:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        time.sleep(self.PAUSE)
+
+
+class _PgAnalyzer(_Housekeeper):
+    """Refreshes PostgreSQL's planner statistics of the tracking tables soon after they grow.
+
+    Autovacuum analyzes a table once a tenth of it changed, but looks only once a minute: a
+    sweep that fills a new database meanwhile gets search plans made for empty tables (nested
+    loops over "1 row"), several times slower than with statistics. Every ``EVERY`` writes this
+    thread asks pg_stat_user_tables which of the tables changed as much, and analyzes those
+    (a sampled read, milliseconds here). An idle server never runs it; if it fails, autovacuum
+    still does the job, later.
+    """
+
+    EVERY = 500
+    TABLES = ("runs", "latest_metrics", "params", "run_tags", "metrics")
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db, "labtrack-pg-analyzer")
+        self._writes = 0
+
+    def wrote(self) -> None:
+        self._writes += 1  # a lost update under a race only delays the next check
+        if self._writes >= self.EVERY:
+            self._writes = 0
+            self.wake.set()
+
+    def work(self, conn: Conn) -> None:
+        stale = conn.all(
+            "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(?)"
+            " AND schemaname = current_schema()"
+            " AND n_mod_since_analyze > 500 + 0.1 * n_live_tup",
+            (list(self.TABLES),),
+        )
+        for (table,) in stale:
+            conn.execute(f"ANALYZE {table}")  # a name from TABLES, never input

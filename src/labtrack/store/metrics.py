@@ -147,10 +147,7 @@ def bulk_interval(
             wanted = _sample_steps(steps, max_results)
         else:
             wanted = _seek_steps(conn, where, args, max_results)
-        rows = conn.all(
-            _points_at_steps(conn),
-            _points_at_steps_args(conn, run_pk, key, wanted, max(max_results, len(wanted))),
-        )
+        rows = conn.all(*_points_at_steps(conn, run_pk, key, wanted, max(max_results, len(wanted))))
         for point in points(key, rows):
             point["run_id"] = run_id
             out.append(point)
@@ -171,8 +168,10 @@ def _seek_steps(conn, where: str, args: tuple, limit: int) -> list[int]:
     return sorted({s for (s,) in found if s is not None and s <= hi})
 
 
-def _points_at_steps(conn) -> str:
-    """The points of one series at a list of steps, each step found by an index seek.
+def _points_at_steps(
+    conn, run_pk: int, key: str, steps: list[int], limit: int
+) -> tuple[str, tuple]:
+    """The query (SQL, args) for one series' points at a list of steps, one index seek each.
 
     SQLite seeks each step of the IN list (given the window's range too, it would range-scan
     the window instead). PostgreSQL gets the steps as a LATERAL join, one seek per step: with
@@ -181,20 +180,16 @@ def _points_at_steps(conn) -> str:
     """
     order = " ORDER BY step, timestamp, is_nan, value LIMIT ?"
     if conn.dialect == "sqlite":
-        return (
+        sql = (
             f"SELECT {_POINT} FROM metrics WHERE run_pk = ? AND key = ?"
             f" AND step IN (SELECT value FROM json_each(?)){order}"
         )
-    return (
+        return sql, (run_pk, key, _list_arg(conn, steps), limit)
+    sql = (
         f"SELECT {_POINT} FROM unnest(?::bigint[]) AS t(v), LATERAL (SELECT * FROM metrics"
         f" WHERE run_pk = ? AND key = ? AND step = t.v) AS metrics{order}"
     )
-
-
-def _points_at_steps_args(conn, run_pk: int, key: str, steps: list[int], limit: int) -> tuple:
-    if conn.dialect == "sqlite":
-        return (run_pk, key, _list_arg(conn, steps), limit)
-    return (steps, run_pk, key, limit)
+    return sql, (steps, run_pk, key, limit)
 
 
 def _values_table(conn) -> str:

@@ -109,22 +109,15 @@ def load(conn, rows: Sequence[tuple]) -> list[dict]:
                 }
                 for _, key, value, ts, step in group
             ]
-        for pk, group in groupby(
-            conn.all(
-                f"SELECT run_pk, key, value FROM params WHERE {pk_sql} ORDER BY run_pk, key",
-                args,
-            ),
-            _first,
-        ):
-            params[pk] = [{"key": key, "value": value} for _, key, value in group]
-        for pk, group in groupby(
-            conn.all(
-                f"SELECT run_pk, key, value FROM run_tags WHERE {pk_sql} ORDER BY run_pk, key",
-                args,
-            ),
-            _first,
-        ):
-            tags[pk] = [{"key": key, "value": value} for _, key, value in group]
+        for table, into in (("params", params), ("run_tags", tags)):
+            for pk, group in groupby(
+                conn.all(
+                    f"SELECT run_pk, key, value FROM {table} WHERE {pk_sql} ORDER BY run_pk, key",
+                    args,
+                ),
+                _first,
+            ):
+                into[pk] = [{"key": key, "value": value} for _, key, value in group]
         _load_inputs(conn, pk_sql, args, inputs)
         for pk, direction, model_id, step in conn.all(
             f"SELECT run_pk, direction, model_id, step FROM run_model_io WHERE {pk_sql}"
