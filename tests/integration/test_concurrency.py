@@ -103,6 +103,29 @@ def test_64_concurrent_writers_lose_nothing(api, server):
         assert [m["step"] for m in history] == list(range(STEPS))
 
 
+def test_racing_writers_of_one_param_get_one_winner_and_clear_refusals(api, server, experiment_id):
+    """Params never change: of 16 writers racing to log one key, one wins and 15 get a 400."""
+    run_id = api.create_run(experiment_id)["info"]["run_id"]
+    barrier = threading.Barrier(16)
+
+    def log(value: int) -> httpx.Response:
+        with httpx.Client(base_url=server.url + API, timeout=60) as http:
+            barrier.wait()
+            body = {"run_id": run_id, "params": [{"key": "lr", "value": str(value)}]}
+            return http.post("runs/log-batch", json=body)
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(log, range(16)))
+    winners = [i for i, r in enumerate(answers) if r.status_code == 200]
+    assert len(winners) == 1, [r.text for r in answers]
+    refused = [r for r in answers if r.status_code != 200]
+    assert {(r.status_code, r.json()["error_code"]) for r in refused} == {
+        (400, "INVALID_PARAMETER_VALUE")
+    }
+    run = api.get("runs/get", run_id=run_id)["run"]
+    assert run["data"]["params"] == [{"key": "lr", "value": str(winners[0])}]
+
+
 def _start_sqlite_server(db: Path, art: Path) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

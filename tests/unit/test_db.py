@@ -5,6 +5,7 @@ On PostgreSQL insert_many sends one array per column; those tests need the test 
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labtrack.store import db
-from labtrack.store.db import Conn, Database
+from labtrack.store.db import Conn, Database, pg_array
 from labtrack.wire import MlflowError
 
 
@@ -125,6 +126,47 @@ def test_postgresql_inserts_column_arrays_in_one_statement(pg_conn: Conn, n: int
     )
     got = pg_conn.all("SELECT id, k, v, flag FROM t ORDER BY id")
     assert got == [(i, "new", float(v), flag) for i, _, v, flag in rows]
+
+
+AWKWARD_TEXT = ['"', "\\", 'a "quoted" \\ value', "NULL", "", " ", "{,}", "é ✓", "x\ny", "'"]
+AWKWARD_FLOATS = [0.1, -0.0, 1e-310, 1.7976931348623157e308, 2.0**53 + 1, 1 / 3, 5, float("inf")]
+
+
+@pytest.mark.postgres
+def test_postgresql_array_literals_read_back_exactly(pg_conn: Conn) -> None:
+    """pg_array writes text literals; every value must come back as it went in."""
+    pg_conn.execute("DROP TABLE IF EXISTS t")
+    pg_conn.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, s TEXT, f DOUBLE PRECISION, b BOOL)")
+    n = len(AWKWARD_TEXT)
+    rows = [
+        (-(2**63) + i, AWKWARD_TEXT[i], AWKWARD_FLOATS[i % len(AWKWARD_FLOATS)], i % 2 == 0)
+        for i in range(n)
+    ]
+    rows.append((2**63 - 1, None, None, None))  # NULLs beside values
+    pg_conn.insert_many("INSERT INTO t (id, s, f, b)", rows)
+    got = pg_conn.all("SELECT id, s, f, b FROM t ORDER BY id")
+    assert got == sorted(rows)
+    nan = pg_conn.one(
+        "SELECT f[1] FROM (SELECT ?::float8[] AS f) x", (pg_array([float("nan")])[1],)
+    )
+    assert math.isnan(nan[0])
+
+
+@pytest.mark.postgres
+@settings(max_examples=200, deadline=None)
+@given(
+    texts=st.lists(
+        st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")),
+        min_size=1,
+    ),
+    floats=st.lists(st.floats(allow_nan=False) | st.integers(-(2**53), 2**53), min_size=1),
+)
+def test_postgresql_array_literals_round_trip(pg_conn: Conn, texts: list, floats: list) -> None:
+    text_type, text_literal = pg_array(texts)
+    float_type, float_literal = pg_array(floats)
+    got = pg_conn.one(f"SELECT ?::{text_type}[], ?::{float_type}[]", (text_literal, float_literal))
+    expected_floats = floats if float_type == "bigint" else [float(f) for f in floats]
+    assert got == (texts, expected_floats)
 
 
 @pytest.mark.postgres

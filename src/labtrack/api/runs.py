@@ -187,12 +187,7 @@ async def log_metric(req: Request) -> dict:
     run_id = run_id_of(params)
     metric = _metric(params)
     model_metrics = _model_metrics(run_id, [(params, metric)])
-    if model_metrics:
-        await req.app.db.write(
-            store.log_batch, run_id, metrics=[metric], model_metrics=model_metrics
-        )
-    else:
-        await req.app.db.write(store.log_metrics, run_id, [metric])
+    await req.app.db.write(store.log_batch, run_id, metrics=[metric], model_metrics=model_metrics)
     return {}
 
 
@@ -264,9 +259,6 @@ async def log_batch(req: Request) -> dict:
                 if "model_id" in m
             ],
         )
-    if not (model_metrics or logged_params or raw_tags):
-        await req.app.db.write(store.log_metrics, run_id, metrics)
-        return {}
     await req.app.db.write(
         store.log_batch,
         run_id,

@@ -6,6 +6,7 @@ Runs are addressed by ``run_uuid`` on the wire and by the integer ``run_pk`` ins
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterable, Sequence
 from itertools import groupby
@@ -14,7 +15,7 @@ from operator import itemgetter
 from typing import Any
 
 from labtrack.store import experiments, filters, paging
-from labtrack.store.db import pg_array, single_statement
+from labtrack.store.db import pg_autocommit
 from labtrack.store.names import generate_run_name
 from labtrack.wire import MAX_DOUBLE, invalid, not_found
 
@@ -182,6 +183,7 @@ def get(conn, run_id: str) -> dict:
 
 
 # --- lifecycle -----------------------------------------------------------------------------------
+@pg_autocommit
 def create(
     conn,
     *,
@@ -201,15 +203,30 @@ def create(
     name = run_name or tag_name or generate_run_name()
     run_uuid = uuid.uuid4().hex
     artifact_uri = f"{exp[2].rstrip('/')}/{run_uuid}/artifacts"
-    run_pk = conn.insert_returning_id(
-        "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, start_time,"
-        " artifact_uri, lifecycle_stage) VALUES (?, ?, ?, ?, 'RUNNING', ?, ?, 'active')",
-        (run_uuid, experiment_id, name, user_id, start_time, artifact_uri),
-        "run_pk",
-    )
     merged = dict(tags)
     merged[RUN_NAME_TAG] = name
-    _upsert_tags(conn, run_pk, merged.items())
+    insert_run = (
+        "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, start_time,"
+        " artifact_uri, lifecycle_stage) VALUES (?, ?, ?, ?, 'RUNNING', ?, ?, 'active')"
+    )
+    run_args = (run_uuid, experiment_id, name, user_id, start_time, artifact_uri)
+    tag_rows = (
+        conn.unnest(list(zip(*merged.items(), strict=True)))
+        if conn.dialect == "postgresql"
+        else None
+    )
+    if tag_rows is not None:  # PostgreSQL: the run and its tags in one statement (pg_autocommit)
+        run_pk = conn.scalar(
+            f"WITH run AS ({insert_run} RETURNING run_pk),"
+            " tags AS (INSERT INTO run_tags (run_pk, key, value)"
+            f" SELECT run.run_pk, t.* FROM run, {tag_rows[0]} AS t)"
+            " SELECT run_pk FROM run",
+            (*run_args, *tag_rows[1]),
+        )
+    else:
+        with conn.transaction():
+            run_pk = conn.insert_returning_id(insert_run, run_args, "run_pk")
+            _upsert_tags(conn, run_pk, merged.items())
     # A new run holds only these tags, so the answer is built here rather than read back: six
     # queries fewer on the path every training script takes first.
     row = (run_pk, run_uuid, experiment_id, name, user_id, "RUNNING", start_time, None)
@@ -221,6 +238,7 @@ def create(
     }
 
 
+@pg_autocommit
 def update(
     conn, run_id: str, *, status: str | None, end_time: int | None, run_name: str | None
 ) -> dict:
@@ -234,20 +252,21 @@ def update(
     if run_name:
         sets.append("name = ?")
         args.append(run_name)
-    row = None
-    if sets:
-        # One statement updates and reads back; no row means a missing or deleted run, which
-        # active_pk below words as MLflow does.
-        row = conn.one(
-            f"UPDATE runs SET {', '.join(sets)} WHERE run_uuid = ? AND lifecycle_stage = 'active'"
-            f" RETURNING {_INFO_COLUMNS}",
-            (*args, run_id),
-        )
-    if row is None:
-        active_pk(conn, run_id)
-        row = _row(conn, run_id)
-    if run_name:
-        _upsert_tags(conn, row[0], [(RUN_NAME_TAG, run_name)])
+    with conn.transaction() if run_name else contextlib.nullcontext():
+        row = None
+        if sets:
+            # One statement updates and reads back (pg_autocommit: the whole write, usually);
+            # no row means a missing or deleted run, which active_pk below words as MLflow does.
+            row = conn.one(
+                f"UPDATE runs SET {', '.join(sets)}"
+                f" WHERE run_uuid = ? AND lifecycle_stage = 'active' RETURNING {_INFO_COLUMNS}",
+                (*args, run_id),
+            )
+        if row is None:
+            active_pk(conn, run_id)
+            row = _row(conn, run_id)
+        if run_name:
+            _upsert_tags(conn, row[0], [(RUN_NAME_TAG, run_name)])
     return _info(row)
 
 
@@ -264,6 +283,17 @@ def _log_params(conn, run_pk: int, run_id: str, params: Sequence[tuple[str, str]
     """Insert params; the same value again is fine, a different one is refused."""
     if not params:
         return
+    existing = _refuse_changed_params(conn, run_pk, run_id, params)
+    conn.insert_many(
+        "INSERT INTO params (run_pk, key, value)",
+        [(run_pk, k, v) for k, v in params if k not in existing],
+    )
+
+
+def _refuse_changed_params(
+    conn, run_pk: int, run_id: str, params: Sequence[tuple[str, str]]
+) -> dict[str, str]:
+    """The run's values of these params; refused if one of them differs (MLflow's wording)."""
     key_sql, key_args = conn.in_clause("key", [k for k, _ in params])
     existing = dict(
         conn.all(
@@ -283,10 +313,10 @@ def _log_params(conn, run_pk: int, run_id: str, params: Sequence[tuple[str, str]
             f"Changing param values is not allowed. Params were already logged='{listed}' "
             f"for run ID='{run_id}'."
         )
-    conn.insert_many(
-        "INSERT INTO params (run_pk, key, value)",
-        [(run_pk, k, v) for k, v in params if k not in existing],
-    )
+    return existing
+
+
+_TAG_CONFLICT = "ON CONFLICT (run_pk, key) DO UPDATE SET value = excluded.value"
 
 
 def _upsert_tags(conn, run_pk: int, tags: Iterable[tuple[str, str]]) -> None:
@@ -295,7 +325,7 @@ def _upsert_tags(conn, run_pk: int, tags: Iterable[tuple[str, str]]) -> None:
     conn.insert_many(
         "INSERT INTO run_tags (run_pk, key, value)",
         [(run_pk, k, v) for k, v in dict(tags).items()],
-        "ON CONFLICT (run_pk, key) DO UPDATE SET value = excluded.value",
+        _TAG_CONFLICT,
     )
 
 
@@ -372,6 +402,7 @@ def _clamped_metrics(run_pk: int, metrics: Sequence[Metric]) -> tuple[list[tuple
     return history, [(run_pk, k, v, ts, step, nan) for k, (step, ts, v, nan) in latest.items()]
 
 
+@pg_autocommit
 def log_batch(
     conn,
     run_id: str,
@@ -386,55 +417,75 @@ def log_batch(
     ``model_metrics`` are the metrics that named a logged model (``model_id``); they are
     recorded on that model too, as ``logged_models.log_metrics`` rows.
     """
-    run_pk = active_pk(conn, run_id)
-    _log_params(conn, run_pk, run_id, params)
-    _log_metrics(conn, run_pk, metrics)
-    if model_metrics:
-        from labtrack.store import logged_models
+    if conn.dialect == "postgresql" and not model_metrics:
+        if _pg_log_batch(conn, run_id, metrics, params, tags):
+            return
+    with conn.transaction():
+        run_pk = active_pk(conn, run_id)
+        _log_params(conn, run_pk, run_id, params)
+        _log_metrics(conn, run_pk, metrics)
+        if model_metrics:
+            from labtrack.store import logged_models
 
-        logged_models.log_metrics(conn, model_metrics)
-    _set_tags(conn, run_pk, tags)
+            logged_models.log_metrics(conn, model_metrics)
+        _set_tags(conn, run_pk, tags)
 
 
-@single_statement
-def log_metrics(conn, run_id: str, metrics: Sequence[Metric]) -> None:
-    """``log_batch`` with metrics only: log-metric, and most log-batch calls.
+def _pg_log_batch(conn, run_id: str, metrics, params, tags) -> bool:
+    """``log_batch`` on PostgreSQL: one statement finds the run and inserts every row.
 
-    On PostgreSQL this is one statement, atomic by itself, so the Database sends it without
-    BEGIN and COMMIT: one round trip instead of five, which is most of a log-metric's time
-    there. The statement finds the run (locked as ``active_pk`` locks it) and inserts the
-    history and latest rows from column arrays; no run row means nothing was written, and
-    ``active_pk`` then says why.
+    The run is locked as ``active_pk`` locks it, and each table's rows come from column arrays.
+    Metrics and tags alone (log-metric, set-tag, most log-batch calls) need no transaction
+    around that statement: one round trip instead of about eight. Params do: the statement
+    skips those already logged, and if one of them had another value, the batch is refused and
+    rolled back. False means a column had no array type (not expected of parsed input), for
+    the caller to take the general path.
     """
-    if conn.dialect != "postgresql":
-        log_batch(conn, run_id, metrics=metrics)
-        return
-    if not metrics:
-        active_pk(conn, run_id)
-        return
-    history, latest = _metric_rows(0, metrics)  # run_pk comes from the statement itself
-    h_arrays = [pg_array(list(c)) for c in list(zip(*history, strict=True))[1:]]
-    l_arrays = [pg_array(list(c)) for c in list(zip(*latest, strict=True))[1:]]
-    if None in h_arrays or None in l_arrays:  # not expected of parsed metrics; stay correct
-        with conn.raw.transaction():
-            log_batch(conn, run_id, metrics=metrics)
-        return
+    tags = list(dict(tags).items())  # one row per key, the last value winning
+    ctes = [
+        "run AS (SELECT run_pk FROM runs WHERE run_uuid = ? AND lifecycle_stage = 'active'"
+        " FOR KEY SHARE)"
+    ]
+    args: list = [run_id]
 
-    def unnest(arrays: list) -> str:
-        return ", ".join(f"?::{name}[]" for name, _ in arrays)
+    def insert(name: str, head: str, rows: Sequence[tuple], tail: str, skip: int = 0) -> bool:
+        arrays = conn.unnest(list(zip(*rows, strict=True))[skip:])
+        if arrays is not None:
+            ctes.append(
+                f"{name} AS ({head} SELECT run.run_pk, r.* FROM run, {arrays[0]} AS r {tail})"
+            )
+            args.extend(arrays[1])
+        return arrays is not None
 
-    sql = (
-        "WITH run AS (SELECT run_pk FROM runs WHERE run_uuid = ? AND lifecycle_stage = 'active'"
-        " FOR KEY SHARE),"
-        f" history AS ({_HISTORY_INSERT} SELECT run.run_pk, h.* FROM run,"
-        f" unnest({unnest(h_arrays)}) AS h {_HISTORY_CONFLICT}),"
-        f" latest AS ({_LATEST_INSERT} SELECT run.run_pk, l.* FROM run,"
-        f" unnest({unnest(l_arrays)}) AS l {_LATEST_CONFLICT})"
-        " SELECT run_pk FROM run"
-    )
-    args = (run_id, *(values for _, values in h_arrays), *(values for _, values in l_arrays))
-    while conn.one(sql, args) is None:
-        active_pk(conn, run_id)  # raises: missing or not active (or it was just restored)
+    if metrics:
+        history, latest = _metric_rows(0, metrics)  # run_pk comes from the statement itself
+        if not (
+            insert("history", _HISTORY_INSERT, history, _HISTORY_CONFLICT, skip=1)
+            and insert("latest", _LATEST_INSERT, latest, _LATEST_CONFLICT, skip=1)
+        ):
+            return False
+    if params and not insert(
+        "new_params",
+        "INSERT INTO params (run_pk, key, value)",
+        params,
+        "ON CONFLICT DO NOTHING RETURNING 1",
+    ):
+        return False
+    if tags and not insert(
+        "tags", "INSERT INTO run_tags (run_pk, key, value)", tags, _TAG_CONFLICT
+    ):
+        return False
+    added = "(SELECT count(*) FROM new_params)" if params else "0"
+    sql = f"WITH {', '.join(ctes)} SELECT run_pk, {added} FROM run"
+    renames = [v for k, v in tags if k == RUN_NAME_TAG]
+    with conn.transaction() if params or renames else contextlib.nullcontext():
+        while (row := conn.one(sql, args)) is None:
+            active_pk(conn, run_id)  # raises: missing or not active (or it was just restored)
+        if row[1] < len(params):  # some were logged before: their values must not change
+            _refuse_changed_params(conn, row[0], run_id, params)
+        if renames:
+            conn.execute("UPDATE runs SET name = ? WHERE run_pk = ?", (renames[-1], row[0]))
+    return True
 
 
 def delete_tag(conn, run_id: str, key: str) -> None:
