@@ -270,6 +270,19 @@ def test_identical_metric_is_deduplicated(api, run_id):
     assert _history(api, run_id, "d") == [point]
     api.post("runs/log-metric", {"run_id": run_id, **point, "timestamp": 6})
     assert len(_history(api, run_id, "d")) == 2
+    # A batch sent again (a client retrying) with params and tags: stored once, nothing lost.
+    newer = {**point, "step": 2}
+    batch = {
+        "run_id": run_id,
+        "metrics": [point, newer],
+        "params": [{"key": "p", "value": "1"}],
+        "tags": [{"key": "t", "value": "x"}],
+    }
+    api.post("runs/log-batch", batch)
+    api.post("runs/log-batch", batch)
+    assert len(_history(api, run_id, "d")) == 3
+    metrics, params, tags = _data(api, run_id)
+    assert (metrics["d"]["step"], params, tags["t"]) == (2, {"p": "1"}, "x")
 
 
 def test_client_log_metric_with_steps(client, run_id):

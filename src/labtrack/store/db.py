@@ -240,6 +240,12 @@ def integrity_errors() -> tuple[type[BaseException], ...]:
     return (sqlite3.IntegrityError, psycopg.errors.IntegrityError)
 
 
+def is_unique_violation(exc: BaseException, constraint: str) -> bool:
+    """Whether ``exc`` is PostgreSQL refusing a duplicate key of ``constraint``."""
+    diag = getattr(exc, "diag", None)
+    return getattr(exc, "sqlstate", None) == "23505" and diag.constraint_name == constraint
+
+
 def _is_sqlite_busy(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and (
         "locked" in str(exc) or "busy" in str(exc)
