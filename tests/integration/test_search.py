@@ -168,6 +168,33 @@ def test_order_by(api, small, order_by, expected):
     assert _search(api, exp_id, names, order_by=order_by) == expected
 
 
+@pytest.mark.parametrize("direction", ["ASC", "DESC"])
+def test_order_by_metric_pages_agree_across_values_nan_and_missing(api, direction):
+    """Values (ties by start time), then NaN, then no metric: every page size cuts it the same.
+
+    A page inside the runs with values is answered by a shorter query than one that reaches
+    past them (runs.search); small pages make every boundary fall inside a page.
+    """
+    exp_id = api.create_experiment()
+    values = [0.5, None, "NaN", 0.5, 2.0, None, "NaN", -1.0]
+    names = {}
+    for i, value in enumerate(values):
+        run_id = api.create_run(exp_id, start_time=1000 + i, run_name=f"v{i}")["info"]["run_id"]
+        names[run_id] = i
+        if value is not None:
+            metric = {"key": "x", "value": value, "timestamp": 1, "step": 0}
+            api.log_batch(run_id, metrics=[metric])
+    finite = sorted(
+        (i for i, v in enumerate(values) if isinstance(v, float)),
+        key=lambda i: (values[i] if direction == "ASC" else -values[i], -i),
+    )
+    nan, missing = [6, 2], [5, 1]  # start_time DESC among equals
+    body = {"experiment_ids": [exp_id], "order_by": [f"metrics.x {direction}"]}
+    for size in (1, 2, 3, 100):
+        seen, _ = _page_through(api, body, size)
+        assert [names[r] for r in seen] == finite + nan + missing, size
+
+
 def test_search_response_shape(api, small):
     exp_id, names = small
     resp = api.post(

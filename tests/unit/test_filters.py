@@ -480,9 +480,9 @@ def test_run_order_terms():
         "LEFT JOIN latest_metrics o_m2 ON o_m2.run_pk = r.run_pk AND o_m2.key = ?", ("m",)
     )
     assert terms == [
-        Sql("(o_t0.value IS NULL) ASC", join=tag_join),
+        Sql("(o_t0.value IS NULL) ASC", join=tag_join, first_rank="o_t0.value IS NOT NULL"),
         Sql("o_t0.value DESC"),
-        Sql("COALESCE(o_m2.is_nan, 2) ASC", join=metric_join),
+        Sql("COALESCE(o_m2.is_nan, 2) ASC", join=metric_join, first_rank="o_m2.is_nan = 0"),
         Sql("o_m2.value ASC"),
     ]
     assert run_order(["status desc"], "sqlite") == [Sql("r.status DESC")]

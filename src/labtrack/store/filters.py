@@ -56,6 +56,11 @@ class Sql:
     # An ORDER BY term over a child table's value needs that table joined into the FROM list:
     # one LEFT JOIN the planner can hash or merge, instead of a lookup per candidate row.
     join: Sql | None = None
+    # An ORDER BY term that ranks rows by presence (values, then NaN, then none) carries the
+    # condition of its first rank: a page inside that rank can be asked for with the condition
+    # in WHERE and the rank dropped from ORDER BY, which an index on the value can answer in
+    # order, stopping after the page (see runs.search).
+    first_rank: str | None = None
 
 
 # Guards that keep pathological input a clean 400: Python recursion and SQLite's
@@ -834,7 +839,9 @@ def _order(kind: SearchKind, order_by: list[str] | None, dialect: str) -> list[S
             attr = kind.attributes[ident.key]
             identity = (group, attr.column)
             if attr.nullable:  # missing values last in both directions, as MLflow sorts
-                terms.append(Sql(f"({attr.column} IS NULL) ASC"))
+                terms.append(
+                    Sql(f"({attr.column} IS NULL) ASC", first_rank=f"{attr.column} IS NOT NULL")
+                )
             terms.append(Sql(f"{attr.column} {direction}"))
         elif group in kind.keyed and kind.keyed[group].orderable:
             table = kind.keyed[group]
@@ -844,9 +851,12 @@ def _order(kind: SearchKind, order_by: list[str] | None, dialect: str) -> list[S
             link = re.sub(rf"\b{table.alias}\.", f"{a}.", table.link)
             join = Sql(f"LEFT JOIN {table.table} {a} ON {link} AND {a}.key = ?", (ident.key,))
             if table.numeric:  # values, then NaN, then runs without the metric
-                terms.append(Sql(f"COALESCE({a}.is_nan, 2) ASC", join=join))
+                rank = Sql(f"COALESCE({a}.is_nan, 2) ASC", join=join, first_rank=f"{a}.is_nan = 0")
             else:
-                terms.append(Sql(f"({a}.value IS NULL) ASC", join=join))
+                rank = Sql(
+                    f"({a}.value IS NULL) ASC", join=join, first_rank=f"{a}.value IS NOT NULL"
+                )
+            terms.append(rank)
             terms.append(Sql(f"{a}.value {direction}"))
         else:
             raise invalid(f"Invalid order_by entity type '{group}' in clause '{_show(clause)}'")
