@@ -409,6 +409,9 @@ def database(kind: ServerKind, backend: str, workdir: Path) -> Iterator[str]:
         raise ServerError(f"unknown backend {backend!r}")
     name = f"bench_{kind.name}_{secrets.token_hex(4)}"
     _pg_execute(f'CREATE DATABASE "{name}"')
+    # Every server starts on a flushed cluster: without this, the buffers the previous server
+    # dirtied (W7 writes gigabytes) are written back during the next server's first workloads.
+    _pg_execute("CHECKPOINT")
     try:
         yield f"{PG_BASE_URI}/{name}"
     finally:
