@@ -275,3 +275,44 @@ def test_postgresql_tables_are_analyzed_soon_after_they_grow(monkeypatch) -> Non
     finally:
         store.close()
         database.drop()
+
+
+# --- PostgreSQL log-batch -------------------------------------------------------------------
+@pytest.mark.postgres
+def test_postgresql_repeated_point_inside_a_callers_transaction() -> None:
+    """A batch that repeats a stored point goes again with ON CONFLICT (runs._pg_log_batch);
+    inside another write's transaction the failed try must not abort that transaction."""
+    from tests.conftest import PgDatabase
+
+    from labtrack.store import experiments, runs
+    from labtrack.store.migrate import upgrade
+
+    database = PgDatabase.create()
+    store = Database(f"postgresql://{database.url.split('://', 1)[1]}")
+    try:
+        upgrade(store)
+        store.run_write(experiments.ensure_default, "/tmp/art", 0)
+        run = store.run_write(
+            runs.create, experiment_id=0, user_id="u", run_name="r", start_time=0, tags=[]
+        )
+        run_id = run["info"]["run_uuid"]
+        point = ("m", 0.5, 1, 0)
+
+        def log_twice(conn: Conn) -> None:
+            runs.log_batch(conn, run_id, metrics=[point])
+            runs.log_batch(conn, run_id, metrics=[point, ("m", 0.7, 2, 1)])
+            conn.execute(
+                "INSERT INTO run_tags (run_pk, key, value) SELECT run_pk, 'after', 'x'"
+                " FROM runs WHERE run_uuid = ?",
+                (run_id,),
+            )
+
+        store.run_write(log_twice)
+        store.run_write(runs.log_batch, run_id, metrics=[point])  # again, on its own
+        history = store.run_read(lambda c: c.all("SELECT step, value FROM metrics ORDER BY step"))
+        assert history == [(0, 0.5), (1, 0.7)]
+        tags = store.run_read(lambda c: c.all("SELECT key FROM run_tags WHERE key = 'after'"))
+        assert tags == [("after",)]
+    finally:
+        store.close()
+        database.drop()

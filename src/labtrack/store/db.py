@@ -193,6 +193,15 @@ class Conn:
         sql = ", ".join(f"?::{name}[]" for name, _ in arrays)  # type: ignore[misc]
         return f"unnest({sql})", [literal for _, literal in arrays]  # type: ignore[misc]
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (a :func:`pg_autocommit` function called by another)."""
+        if self._pg:
+            from psycopg.pq import TransactionStatus
+
+            return self.raw.info.transaction_status != TransactionStatus.IDLE
+        return self.raw.in_transaction
+
     def transaction(self) -> contextlib.AbstractContextManager:
         """A transaction around several statements of a :func:`pg_autocommit` function.
 

@@ -448,13 +448,15 @@ def _pg_log_batch(conn, run_id: str, metrics, params, tags) -> bool:
     """
     tags = list(dict(tags).items())  # one row per key, the last value winning
     renames = [v for k, v in tags if k == RUN_NAME_TAG]
+    # Inside a caller's transaction, a savepoint: a failed statement must not abort it.
+    atomic = bool(params or renames or conn.in_transaction)
     for history_conflict in ("", _HISTORY_CONFLICT):
         statement = _pg_batch_statement(run_id, metrics, params, tags, history_conflict)
         if statement is None:
             return False
         sql, args = statement
         try:
-            with conn.transaction() if params or renames else contextlib.nullcontext():
+            with conn.transaction() if atomic else contextlib.nullcontext():
                 while (row := conn.one(sql, args)) is None:
                     active_pk(conn, run_id)  # raises: missing or not active (or just restored)
                 if row[1] < len(params):  # some were logged before: values must not change
