@@ -228,7 +228,10 @@ class Conn:
     def in_clause(self, column: str, values: Sequence[Any]) -> tuple[str, tuple]:
         """``column IN (...)`` for any number of values, as SQL text plus parameters."""
         if self._pg:
-            return f"{column} = ANY(?)", (list(values),)
+            array = pg_array(list(values))
+            if array is None:  # empty, or of mixed types
+                return f"{column} = ANY(?)", (list(values),)
+            return f"{column} = ANY(?::{array[0]}[])", (array[1],)
         return f"{column} IN ({','.join('?' * len(values))})", tuple(values)
 
     @contextlib.contextmanager
@@ -340,7 +343,7 @@ class Database:
                 return fn(conn, *args, **kwargs)
             finally:
                 conn.execute("COMMIT")
-        with conn.raw.transaction():
+        with conn.transaction():
             return fn(conn, *args, **kwargs)
 
     def run_write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -358,7 +361,7 @@ class Database:
                 if getattr(fn, "pg_autocommit", False):
                     result = fn(conn, *args, **kwargs)
                 else:
-                    with conn.raw.transaction():
+                    with conn.transaction():
                         result = fn(conn, *args, **kwargs)
                 self._pg_analyzer().wrote()
                 return result

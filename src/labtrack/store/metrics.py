@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from labtrack.store import paging
+from labtrack.store.db import pg_array
 from labtrack.wire import not_found
 
 
@@ -189,7 +190,7 @@ def _points_at_steps(
         f"SELECT {_POINT} FROM unnest(?::bigint[]) AS t(v), LATERAL (SELECT * FROM metrics"
         f" WHERE run_pk = ? AND key = ? AND step = t.v) AS metrics{order}"
     )
-    return sql, (steps, run_pk, key, limit)
+    return sql, (_list_arg(conn, steps), run_pk, key, limit)
 
 
 def _values_table(conn) -> str:
@@ -200,7 +201,10 @@ def _values_table(conn) -> str:
 
 
 def _list_arg(conn, values: list[int]) -> Any:
-    return orjson.dumps(values).decode() if conn.dialect == "sqlite" else values
+    """A list of ints as one text parameter: JSON for SQLite's json_each, else an array literal."""
+    if conn.dialect == "sqlite":
+        return orjson.dumps(values).decode()
+    return pg_array(values)[1] if values else "{}"
 
 
 def bulk_history(conn, run_ids: list[str], key: str, max_results: int) -> dict:

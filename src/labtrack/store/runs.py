@@ -446,10 +446,10 @@ def _pg_log_batch(conn, run_id: str, metrics, params, tags) -> bool:
     is already stored, which only a client that sends a batch again does. Such a batch fails on
     the primary key, undone as a whole, and goes again with the conflict clause.
     """
-    tags = list(dict(tags).items())  # one row per key, the last value winning
-    renames = [v for k, v in tags if k == RUN_NAME_TAG]
+    by_key = dict(tags)  # one row per key, the last value winning
+    tags, rename = list(by_key.items()), by_key.get(RUN_NAME_TAG)
     # Inside a caller's transaction, a savepoint: a failed statement must not abort it.
-    atomic = bool(params or renames or conn.in_transaction)
+    atomic = bool(params or rename is not None or conn.in_transaction)
     for history_conflict in ("", _HISTORY_CONFLICT):
         statement = _pg_batch_statement(run_id, metrics, params, tags, history_conflict)
         if statement is None:
@@ -461,8 +461,8 @@ def _pg_log_batch(conn, run_id: str, metrics, params, tags) -> bool:
                     active_pk(conn, run_id)  # raises: missing or not active (or just restored)
                 if row[1] < len(params):  # some were logged before: values must not change
                     _refuse_changed_params(conn, row[0], run_id, params)
-                if renames:
-                    conn.execute("UPDATE runs SET name = ? WHERE run_pk = ?", (renames[-1], row[0]))
+                if rename is not None:
+                    conn.execute("UPDATE runs SET name = ? WHERE run_pk = ?", (rename, row[0]))
             return True
         except Exception as exc:
             if history_conflict or not is_unique_violation(exc, "metrics_pkey"):
