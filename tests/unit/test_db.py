@@ -277,6 +277,76 @@ def test_postgresql_tables_are_analyzed_soon_after_they_grow(monkeypatch) -> Non
         database.drop()
 
 
+@pytest.mark.postgres
+def test_postgresql_long_series_is_analyzed_before_the_server_reports_its_counters() -> None:
+    """A few big log-batches into a new table: PostgreSQL's own counters may reach
+    pg_stat_user_tables 10 s later, so the analyzer also counts the rows this process wrote."""
+    from tests.conftest import PgDatabase
+
+    from labtrack.store import experiments, runs
+    from labtrack.store.migrate import upgrade
+
+    database = PgDatabase.create()
+    store = Database(f"postgresql://{database.url.split('://', 1)[1]}")
+    try:
+        upgrade(store)
+        store.run_write(experiments.ensure_default, "/tmp/art", 0)
+        run = store.run_write(
+            runs.create, experiment_id=0, user_id="u", run_name="r", start_time=0, tags=[]
+        )
+        points = [("h", 0.5, 1, step) for step in range(2000)]
+        store.run_write(runs.log_batch, run["info"]["run_uuid"], metrics=points)
+        deadline = time.monotonic() + 5
+        analyzed = None
+        while analyzed is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            analyzed = store.run_read(
+                lambda c: c.scalar(
+                    "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'metrics'"
+                )
+            )
+        assert analyzed is not None
+    finally:
+        store.close()
+        database.drop()
+
+
+@pytest.mark.postgres
+def test_postgresql_history_pages_come_off_the_primary_key_without_a_sort() -> None:
+    """The history read's ORDER BY is the primary key's order, so PostgreSQL needs no sort:
+    that breaks if the point's value column is named like the stored column it hides."""
+    from tests.conftest import PgDatabase
+
+    from labtrack.store import experiments, runs
+    from labtrack.store import metrics as metric_store
+    from labtrack.store.migrate import upgrade
+
+    database = PgDatabase.create()
+    store = Database(f"postgresql://{database.url.split('://', 1)[1]}")
+    try:
+        upgrade(store)
+        store.run_write(experiments.ensure_default, "/tmp/art", 0)
+        run = store.run_write(
+            runs.create, experiment_id=0, user_id="u", run_name="r", start_time=0, tags=[]
+        )
+        points = [("h", step / 7, 1, step) for step in range(5000)]
+        store.run_write(runs.log_batch, run["info"]["run_uuid"], metrics=points)
+
+        def plan(conn: Conn) -> str:
+            conn.execute("ANALYZE metrics")
+            sql = (
+                f"EXPLAIN SELECT {metric_store._POINT} FROM metrics WHERE run_pk = ? AND key = ?"
+                f"{metric_store._HISTORY_ORDER} LIMIT ?"
+            )
+            return "\n".join(row[0] for row in conn.all(sql, (1, "h", 2500)))
+
+        text = store.run_read(plan)
+        assert "metrics_pkey" in text and "Sort" not in text, text
+    finally:
+        store.close()
+        database.drop()
+
+
 # --- PostgreSQL log-batch -------------------------------------------------------------------
 @pytest.mark.postgres
 def test_postgresql_repeated_point_inside_a_callers_transaction() -> None:

@@ -215,6 +215,7 @@ def create(
         if conn.dialect == "postgresql"
         else None
     )
+    conn.wrote("runs", 1)
     if tag_rows is not None:  # PostgreSQL: the run and its tags in one statement (pg_autocommit)
         run_pk = conn.scalar(
             f"WITH run AS ({insert_run} RETURNING run_pk),"
@@ -417,6 +418,10 @@ def log_batch(
     ``model_metrics`` are the metrics that named a logged model (``model_id``); they are
     recorded on that model too, as ``logged_models.log_metrics`` rows.
     """
+    conn.wrote("metrics", len(metrics))
+    conn.wrote("latest_metrics", len(metrics))
+    conn.wrote("params", len(params))
+    conn.wrote("run_tags", len(tags))
     if conn.dialect == "postgresql" and not model_metrics:
         if _pg_log_batch(conn, run_id, metrics, params, tags):
             return
