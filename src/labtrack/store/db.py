@@ -268,6 +268,13 @@ def is_unique_violation(exc: BaseException, constraint: str) -> bool:
     return getattr(exc, "sqlstate", None) == "23505" and diag.constraint_name == constraint
 
 
+def _database_unavailable() -> MlflowError:
+    return MlflowError(
+        "The metadata database cannot be reached right now; retry the request.",
+        "TEMPORARILY_UNAVAILABLE",
+    )
+
+
 def _is_sqlite_busy(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and (
         "locked" in str(exc) or "busy" in str(exc)
@@ -334,25 +341,74 @@ class Database:
 
     def _thread_conn(self) -> Conn:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and conn.dialect != "sqlite" and conn.raw.closed:  # see _on_pg_conn
+            self._forget_thread_conn()
+            conn = None
         if conn is None:
-            conn = self.connect()
+            conn = self.connect() if self.dialect == "sqlite" else self._pg_connect()
             self._local.conn = conn
             with self._lock:
                 self._all_conns.append(conn.raw)
         return conn
 
+    def _forget_thread_conn(self) -> None:
+        conn = self._local.conn
+        self._local.conn = None
+        with self._lock, contextlib.suppress(ValueError):
+            self._all_conns.remove(conn.raw)
+        with contextlib.suppress(Exception):
+            conn.raw.close()
+
+    def _pg_connect(self) -> Conn:
+        import psycopg
+
+        try:
+            return self.connect()
+        except psycopg.OperationalError as exc:
+            log.warning("cannot connect to PostgreSQL: %s", exc)
+            raise _database_unavailable() from exc
+
+    def _on_pg_conn(self, call: Callable[[Conn], T], *, retry: Callable[[Exception], bool]) -> T:
+        """``call(conn)`` on this thread's PostgreSQL connection, surviving a dropped connection.
+
+        PostgreSQL restarts, failovers and idle-connection reapers close pooled connections
+        while they sit unused; the next statement on one fails. The connection is then replaced
+        and the call made again on the new one if ``retry`` says the failed call cannot have
+        done anything; otherwise the client gets TEMPORARILY_UNAVAILABLE (503), which the stock
+        client retries.
+        """
+        import psycopg
+
+        for attempt in (0, 1):
+            conn = self._thread_conn()
+            try:
+                return call(conn)
+            except psycopg.OperationalError as exc:
+                if not conn.raw.closed:
+                    raise  # a statement's own failure (a timeout, say): the connection is fine
+                self._forget_thread_conn()
+                log.warning("lost a PostgreSQL connection: %s", exc)
+                if attempt or not retry(exc):
+                    raise _database_unavailable() from exc
+        raise AssertionError("unreachable")
+
     # -- running store functions ------------------------------------------------------------------
     def run_read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a read-only store function on this thread's connection."""
-        conn = self._thread_conn()
+        """Run a read-only store function on this thread's connection.
+
+        SQLite reads run in one transaction, a snapshot across their statements. PostgreSQL
+        reads run in autocommit mode: under READ COMMITTED a transaction would give each
+        statement its own snapshot anyway, so BEGIN and COMMIT would be two round trips for
+        nothing. A read is safe to repeat on a new connection if the old one was dropped.
+        """
         if self.dialect == "sqlite":
+            conn = self._thread_conn()
             conn.execute("BEGIN")
             try:
                 return fn(conn, *args, **kwargs)
             finally:
                 conn.execute("COMMIT")
-        with conn.transaction():
-            return fn(conn, *args, **kwargs)
+        return self._on_pg_conn(lambda conn: fn(conn, *args, **kwargs), retry=lambda exc: True)
 
     def run_write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a store function in one write transaction, synchronously (CLI, migrations)."""
@@ -361,9 +417,17 @@ class Database:
         return self._pg_write(fn, *args, **kwargs)
 
     def _pg_write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        # A write is repeated on a new connection only if its backend was shut down by the
+        # server (57P01 admin, 57P02 crash), which aborts an unfinished transaction: a write
+        # cut off by a network failure may have committed, so the client decides.
+        return self._on_pg_conn(
+            lambda conn: self._pg_write_on(conn, fn, *args, **kwargs),
+            retry=lambda exc: getattr(exc, "sqlstate", None) in ("57P01", "57P02"),
+        )
+
+    def _pg_write_on(self, conn: Conn, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         import psycopg
 
-        conn = self._thread_conn()
         for attempt in range(5):
             conn.written.clear()
             try:
