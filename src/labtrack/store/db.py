@@ -696,10 +696,13 @@ class _PgAnalyzer(_Housekeeper):
     of them up to 10 s late (a busy backend reports its counters once a second at most, an idle
     one after ``PGSTAT_IDLE_INTERVAL``), and by the rows this process wrote itself (``Conn.wrote``)
     against the table's size at its last analysis. ANALYZE is a sampled read, milliseconds here.
-    An idle server never runs it; if it fails, autovacuum still does the job, later.
+    After each look it rests ``PAUSE``, so a busy server looks twice a second at most (a W1 run
+    writes 128 rows: without the pause, a look every four runs). An idle server never looks; if
+    a look fails, autovacuum still does the job, later.
     """
 
     EVERY = 500
+    PAUSE = 0.5
     TABLES = ("runs", "latest_metrics", "params", "run_tags", "metrics")
 
     def __init__(self, db: Database) -> None:
@@ -732,3 +735,4 @@ class _PgAnalyzer(_Housekeeper):
             conn.execute(f"ANALYZE {table}")  # a name from TABLES, never input
             rows.pop(table, None)
         self._rows.update(rows)  # not yet enough: they count toward the next look
+        time.sleep(self.PAUSE)
