@@ -336,7 +336,10 @@ class Database:
             return Conn(raw, "sqlite")
         import psycopg
 
-        raw = psycopg.connect(self._target, autocommit=True)
+        # A database host that has vanished would otherwise hold a request for the kernel's TCP
+        # timeout (minutes); a connect_timeout in the URI wins.
+        timeout = {} if "connect_timeout" in self._target else {"connect_timeout": 10}
+        raw = psycopg.connect(self._target, autocommit=True, **timeout)
         return Conn(raw, "postgresql")
 
     def _thread_conn(self) -> Conn:
