@@ -277,112 +277,100 @@ def test_postgresql_tables_are_analyzed_soon_after_they_grow(monkeypatch) -> Non
         database.drop()
 
 
+@pytest.fixture
+def pg_run() -> Iterator[tuple[Database, str]]:
+    """A Database on a fresh, migrated PostgreSQL database, and the id of one active run."""
+    from tests.conftest import PgDatabase
+
+    from labtrack.store import experiments, runs
+    from labtrack.store.migrate import upgrade
+
+    database = PgDatabase.create()
+    store = Database(f"postgresql://{database.url.split('://', 1)[1]}")
+    try:
+        upgrade(store)
+        store.run_write(experiments.ensure_default, "/tmp/art", 0)
+        run = store.run_write(
+            runs.create, experiment_id=0, user_id="u", run_name="r", start_time=0, tags=[]
+        )
+        yield store, run["info"]["run_uuid"]
+    finally:
+        store.close()
+        database.drop()
+
+
 @pytest.mark.postgres
-def test_postgresql_long_series_is_analyzed_before_the_server_reports_its_counters() -> None:
+def test_postgresql_long_series_is_analyzed_before_the_server_reports_its_counters(
+    pg_run: tuple[Database, str],
+) -> None:
     """A few big log-batches into a new table: PostgreSQL's own counters may reach
     pg_stat_user_tables 10 s later, so the analyzer also counts the rows this process wrote."""
-    from tests.conftest import PgDatabase
+    from labtrack.store import runs
 
-    from labtrack.store import experiments, runs
-    from labtrack.store.migrate import upgrade
-
-    database = PgDatabase.create()
-    store = Database(f"postgresql://{database.url.split('://', 1)[1]}")
-    try:
-        upgrade(store)
-        store.run_write(experiments.ensure_default, "/tmp/art", 0)
-        run = store.run_write(
-            runs.create, experiment_id=0, user_id="u", run_name="r", start_time=0, tags=[]
-        )
-        points = [("h", 0.5, 1, step) for step in range(2000)]
-        store.run_write(runs.log_batch, run["info"]["run_uuid"], metrics=points)
-        deadline = time.monotonic() + 5
-        analyzed = None
-        while analyzed is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-            analyzed = store.run_read(
-                lambda c: c.scalar(
-                    "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'metrics'"
-                )
+    store, run_id = pg_run
+    points = [("h", 0.5, 1, step) for step in range(2000)]
+    store.run_write(runs.log_batch, run_id, metrics=points)
+    deadline = time.monotonic() + 5
+    analyzed = None
+    while analyzed is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        analyzed = store.run_read(
+            lambda c: c.scalar(
+                "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'metrics'"
             )
-        assert analyzed is not None
-    finally:
-        store.close()
-        database.drop()
+        )
+    assert analyzed is not None
 
 
 @pytest.mark.postgres
-def test_postgresql_history_pages_come_off_the_primary_key_without_a_sort() -> None:
+def test_postgresql_history_pages_come_off_the_primary_key_without_a_sort(
+    pg_run: tuple[Database, str],
+) -> None:
     """The history read's ORDER BY is the primary key's order, so PostgreSQL needs no sort:
     that breaks if the point's value column is named like the stored column it hides."""
-    from tests.conftest import PgDatabase
-
-    from labtrack.store import experiments, runs
     from labtrack.store import metrics as metric_store
-    from labtrack.store.migrate import upgrade
+    from labtrack.store import runs
 
-    database = PgDatabase.create()
-    store = Database(f"postgresql://{database.url.split('://', 1)[1]}")
-    try:
-        upgrade(store)
-        store.run_write(experiments.ensure_default, "/tmp/art", 0)
-        run = store.run_write(
-            runs.create, experiment_id=0, user_id="u", run_name="r", start_time=0, tags=[]
+    store, run_id = pg_run
+    points = [("h", step / 7, 1, step) for step in range(5000)]
+    store.run_write(runs.log_batch, run_id, metrics=points)
+
+    def plan(conn: Conn) -> str:
+        conn.execute("ANALYZE metrics")
+        sql = (
+            f"EXPLAIN SELECT {metric_store._POINT} FROM metrics WHERE run_pk = ? AND key = ?"
+            f"{metric_store._HISTORY_ORDER} LIMIT ?"
         )
-        points = [("h", step / 7, 1, step) for step in range(5000)]
-        store.run_write(runs.log_batch, run["info"]["run_uuid"], metrics=points)
+        return "\n".join(row[0] for row in conn.all(sql, (1, "h", 2500)))
 
-        def plan(conn: Conn) -> str:
-            conn.execute("ANALYZE metrics")
-            sql = (
-                f"EXPLAIN SELECT {metric_store._POINT} FROM metrics WHERE run_pk = ? AND key = ?"
-                f"{metric_store._HISTORY_ORDER} LIMIT ?"
-            )
-            return "\n".join(row[0] for row in conn.all(sql, (1, "h", 2500)))
-
-        text = store.run_read(plan)
-        assert "metrics_pkey" in text and "Sort" not in text, text
-    finally:
-        store.close()
-        database.drop()
+    text = store.run_read(plan)
+    assert "metrics_pkey" in text and "Sort" not in text, text
 
 
 # --- PostgreSQL log-batch -------------------------------------------------------------------
 @pytest.mark.postgres
-def test_postgresql_repeated_point_inside_a_callers_transaction() -> None:
+def test_postgresql_repeated_point_inside_a_callers_transaction(
+    pg_run: tuple[Database, str],
+) -> None:
     """A batch that repeats a stored point goes again with ON CONFLICT (runs._pg_log_batch);
     inside another write's transaction the failed try must not abort that transaction."""
-    from tests.conftest import PgDatabase
+    from labtrack.store import runs
 
-    from labtrack.store import experiments, runs
-    from labtrack.store.migrate import upgrade
+    store, run_id = pg_run
+    point = ("m", 0.5, 1, 0)
 
-    database = PgDatabase.create()
-    store = Database(f"postgresql://{database.url.split('://', 1)[1]}")
-    try:
-        upgrade(store)
-        store.run_write(experiments.ensure_default, "/tmp/art", 0)
-        run = store.run_write(
-            runs.create, experiment_id=0, user_id="u", run_name="r", start_time=0, tags=[]
+    def log_twice(conn: Conn) -> None:
+        runs.log_batch(conn, run_id, metrics=[point])
+        runs.log_batch(conn, run_id, metrics=[point, ("m", 0.7, 2, 1)])
+        conn.execute(
+            "INSERT INTO run_tags (run_pk, key, value) SELECT run_pk, 'after', 'x'"
+            " FROM runs WHERE run_uuid = ?",
+            (run_id,),
         )
-        run_id = run["info"]["run_uuid"]
-        point = ("m", 0.5, 1, 0)
 
-        def log_twice(conn: Conn) -> None:
-            runs.log_batch(conn, run_id, metrics=[point])
-            runs.log_batch(conn, run_id, metrics=[point, ("m", 0.7, 2, 1)])
-            conn.execute(
-                "INSERT INTO run_tags (run_pk, key, value) SELECT run_pk, 'after', 'x'"
-                " FROM runs WHERE run_uuid = ?",
-                (run_id,),
-            )
-
-        store.run_write(log_twice)
-        store.run_write(runs.log_batch, run_id, metrics=[point])  # again, on its own
-        history = store.run_read(lambda c: c.all("SELECT step, value FROM metrics ORDER BY step"))
-        assert history == [(0, 0.5), (1, 0.7)]
-        tags = store.run_read(lambda c: c.all("SELECT key FROM run_tags WHERE key = 'after'"))
-        assert tags == [("after",)]
-    finally:
-        store.close()
-        database.drop()
+    store.run_write(log_twice)
+    store.run_write(runs.log_batch, run_id, metrics=[point])  # again, on its own
+    history = store.run_read(lambda c: c.all("SELECT step, value FROM metrics ORDER BY step"))
+    assert history == [(0, 0.5), (1, 0.7)]
+    tags = store.run_read(lambda c: c.all("SELECT key FROM run_tags WHERE key = 'after'"))
+    assert tags == [("after",)]
