@@ -374,3 +374,41 @@ def test_postgresql_repeated_point_inside_a_callers_transaction(
     assert history == [(0, 0.5), (1, 0.7)]
     tags = store.run_read(lambda c: c.all("SELECT key FROM run_tags WHERE key = 'after'"))
     assert tags == [("after",)]
+
+
+def test_sqlite_log_batch_of_a_new_run_writes_few_pages(tmp_path) -> None:
+    """A run's metrics go to a few pages of each table, not one page per metric key.
+
+    SQLite's WAL takes every page a commit dirties; an index ordered by (key, value) put each of
+    a run's 100 metrics on its own page (schema migration 4 dropped it on SQLite).
+    """
+    import random
+
+    from labtrack.store import experiments, runs
+    from labtrack.store.migrate import upgrade
+
+    store = Database(f"sqlite:///{tmp_path}/t.db")
+    try:
+        upgrade(store)
+        store.run_write(experiments.ensure_default, "/tmp/art", 0)
+
+        def one_run(i: int) -> None:
+            run = store.run_write(
+                runs.create, experiment_id=0, user_id="u", run_name=f"r{i}", start_time=i, tags=[]
+            )
+            metrics = [(f"m{k}", random.random(), i, 0) for k in range(100)]
+            store.run_write(runs.log_batch, run["info"]["run_uuid"], metrics=metrics)
+
+        for i in range(300):
+            one_run(i)
+        wal = tmp_path / "t.db-wal"
+        side = store.connect()
+        side.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # outside any transaction
+        side.raw.close()
+        assert wal.stat().st_size == 0
+        one_run(300)
+        page_size = store.run_read(lambda c: c.scalar("PRAGMA page_size"))
+        frames = wal.stat().st_size // (page_size + 24)
+        assert frames < 40, f"one run with 100 metrics wrote {frames} pages"
+    finally:
+        store.close()

@@ -499,12 +499,13 @@ class _SqliteWriter(threading.Thread):
     # Settings of the writer's connection only (readers never write):
     # - Inside a transaction SQLite journals the pages a statement changes (to undo just that
     #   statement) and those a savepoint changes; past 64 KiB these journals move to temp files,
-    #   and a log-batch's latest_metrics upsert alone changes ~100 pages, so each log-batch
-    #   created and deleted a file. temp_store=MEMORY keeps them in memory.
+    #   and a log-batch's latest_metrics upsert alone changed ~100 pages (with the index that
+    #   schema migration 4 dropped), so each log-batch created and deleted a file.
+    #   temp_store=MEMORY keeps them in memory.
     # - The commit that takes the WAL past wal_autocheckpoint pages checkpoints it (copies it
     #   back into the database and fsyncs) on this thread, while all writes wait. A run's
-    #   metrics dirty ~140 pages (mostly the latest_metrics_by_key index), so at the default of
-    #   1000 pages that was every few runs, 30-50 ms each. _Checkpointer now does that work
+    #   metrics dirtied ~140 pages then, so at the default of 1000 pages that was every few
+    #   runs, 30-50 ms each. _Checkpointer now does that work
     #   beside the writer; the writer's own checkpoint, at 10000 pages (~40 MiB), is what
     #   restarts the WAL from its beginning, and finds little left to copy by then.
     PRAGMAS = ("PRAGMA temp_store=MEMORY", "PRAGMA wal_autocheckpoint=10000")
