@@ -270,6 +270,48 @@ def test_run_tags_set_and_delete(api, experiment_id):
     )
 
 
+def test_awkward_param_and_tag_text_reads_back_exactly(api, experiment_id):
+    """Params and tags reach get-run and search as JSON the database writes (runs.load)."""
+    texts = {
+        "quote": 'say "hi"',
+        "backslash": "C:\\path\\to",
+        "controls": "tab\tnew\nline\rbell\x07escape\x1bend",
+        "unicode": "naïve – 日本語 🚀",
+        "json-ish": '{"a": [1, 2]}',
+        "empty": "",
+    }
+    run_id = api.create_run(experiment_id)["info"]["run_id"]
+    params = [{"key": k, "value": v} for k, v in texts.items()]
+    tags = [{"key": f"t.{k}", "value": v} for k, v in texts.items()]
+    api.post("runs/log-batch", {"run_id": run_id, "params": params, "tags": tags})
+    found = api.post("runs/search", {"experiment_ids": [experiment_id]})["runs"]
+    for run in (api.get_run(run_id), next(r for r in found if r["info"]["run_id"] == run_id)):
+        assert run["data"]["params"] == sorted(params, key=lambda p: p["key"])
+        assert {k: v for k, v in _tags(run).items() if k.startswith("t.")} == {
+            f"t.{k}": v for k, v in texts.items()
+        }
+
+
+def test_nul_in_text_stored_or_refused_whole(api, experiment_id):
+    """SQLite stores a NUL character; PostgreSQL text cannot hold one: a clear 400, no 500."""
+    run_id = api.create_run(experiment_id)["info"]["run_id"]
+    batch = {
+        "run_id": run_id,
+        "params": [{"key": "fine", "value": "x"}, {"key": "nul", "value": "a\x00b"}],
+        "metrics": [{"key": "m", "value": 1.0, "timestamp": now_ms(), "step": 0}],
+    }
+    if api.server.backend == "postgresql":
+        body = api.error(
+            "POST", "runs/log-batch", batch, status=400, code="INVALID_PARAMETER_VALUE"
+        )
+        assert "NUL" in body["message"]
+        assert "params" not in api.get_run(run_id)["data"]  # nothing of the batch was written
+        assert "metrics" not in api.get_run(run_id)["data"]
+    else:
+        api.post("runs/log-batch", batch)
+        assert {"key": "nul", "value": "a\x00b"} in api.get_run(run_id)["data"]["params"]
+
+
 def test_runs_in_default_experiment(api):
     run = api.post("runs/create", {"experiment_id": "0", "start_time": now_ms()})["run"]
     assert run["info"]["experiment_id"] == "0"

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from labtrack.wire import MlflowError
+from labtrack.wire import MlflowError, invalid
 
 T = TypeVar("T")
 
@@ -386,6 +386,11 @@ class Database:
             conn = self._thread_conn()
             try:
                 return call(conn)
+            except psycopg.DataError as exc:
+                # A value PostgreSQL cannot hold (text with a NUL byte, say); the transaction
+                # was rolled back whole, and the client can fix the request.
+                log.warning("PostgreSQL refused a value: %s", exc)
+                raise invalid(f"The database cannot store a value of this request: {exc}") from exc
             except psycopg.OperationalError as exc:
                 if not conn.raw.closed:
                     raise  # a statement's own failure (a timeout, say): the connection is fine
