@@ -119,12 +119,21 @@ class Conn:
         self._pg = dialect == "postgresql"
         # Rows this write added, by table, for PostgreSQL's statistics thread (see wrote()).
         self.written: collections.Counter[str] = collections.Counter()
+        self._cursor: Any = None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement; read its result before the next statement on this connection.
+
+        On PostgreSQL every statement runs on the connection's one cursor: psycopg's
+        ``Connection.execute`` makes a cursor per call, a quarter of the client's CPU for a
+        small statement (90 -> 68 us). Results come in binary: psycopg reads a bigint or a
+        double from its 8 bytes, not from text, a third faster on long reads (25,000 history
+        points: 33 -> 22 ms).
+        """
         if self._pg:
-            # Results in binary: psycopg reads a bigint or a double from its 8 bytes, not from
-            # text, a third faster on long reads (25,000 history points: 33 -> 22 ms).
-            return self.raw.execute(_to_pyformat(sql), params, prepare=True, binary=True)
+            if self._cursor is None:
+                self._cursor = self.raw.cursor(binary=True)
+            return self._cursor.execute(_to_pyformat(sql), params, prepare=True)
         return self.raw.execute(sql, params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
