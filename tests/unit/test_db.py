@@ -347,6 +347,30 @@ def test_postgresql_history_pages_come_off_the_primary_key_without_a_sort(
     assert "metrics_pkey" in text and "Sort" not in text, text
 
 
+@pytest.mark.postgres
+def test_postgresql_search_page_children_come_off_the_primary_key(
+    pg_run: tuple[Database, str],
+) -> None:
+    """A page of 900 runs out of 10,000 reads its params by primary key, not by reading the
+    whole table and sorting it, which PostgreSQL's default random_page_cost (4) chose."""
+    store, _ = pg_run
+
+    def plan(conn: Conn) -> tuple[str, str]:
+        conn.execute(
+            "INSERT INTO params (run_pk, key, value)"
+            " SELECT r, 'p' || k, 'v' FROM generate_series(1000, 10999) r, generate_series(0, 9) k"
+        )
+        conn.execute("ANALYZE params")
+        pk_sql, args = conn.in_clause("run_pk", list(range(5000, 5900)))
+        sql = f"EXPLAIN SELECT run_pk, key, value FROM params WHERE {pk_sql} ORDER BY run_pk, key"
+        setting = conn.scalar("SHOW random_page_cost")
+        return setting, "\n".join(row[0] for row in conn.all(sql, args))
+
+    setting, text = store.run_read(plan)
+    assert setting == "1.1"
+    assert "params_pkey" in text and "Seq Scan" not in text, text
+
+
 # --- PostgreSQL log-batch -------------------------------------------------------------------
 @pytest.mark.postgres
 def test_postgresql_repeated_point_inside_a_callers_transaction(
