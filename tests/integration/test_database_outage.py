@@ -74,3 +74,28 @@ def test_unreachable_database_is_a_503_until_it_is_back(pg_server) -> None:
         _admin(pg_server, 'ALTER DATABASE "{db}" WITH ALLOW_CONNECTIONS true')
     api.post("runs/set-tag", {"run_id": run_id, "key": "k", "value": "v"})
     assert {"key": "k", "value": "v"} in api.get_run(run_id)["data"]["tags"]
+
+
+def test_statement_cancelled_by_the_database_is_a_503(pg_server) -> None:
+    """A statement PostgreSQL cancels (statement_timeout here, behind a held lock) leaves the
+    connection healthy: the request gets 503 with the database's reason, the next one works."""
+    api = Api(pg_server)
+    run_id = api.create_run(api.create_experiment())["info"]["run_id"]
+    _admin(pg_server, "ALTER DATABASE \"{db}\" SET statement_timeout = '300ms'")
+    try:
+        _drop_connections(pg_server)  # new sessions take the setting
+        with psycopg.connect(pg_server.pg.url) as locker:
+            locker.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+            body = api.error(
+                "GET",
+                "runs/get",
+                params={"run_id": run_id},
+                status=503,
+                code="TEMPORARILY_UNAVAILABLE",
+            )
+            assert "statement timeout" in body["message"], body
+            locker.rollback()
+        assert api.get_run(run_id)["info"]["run_id"] == run_id
+    finally:
+        _admin(pg_server, 'ALTER DATABASE "{db}" RESET statement_timeout')
+        _drop_connections(pg_server)

@@ -421,7 +421,16 @@ class Database:
                 raise invalid(f"The database cannot store a value of this request: {exc}") from exc
             except psycopg.OperationalError as exc:
                 if not conn.raw.closed:
-                    raise  # a statement's own failure (a timeout, say): the connection is fine
+                    # The statement failed, the connection is fine: cancelled by
+                    # statement_timeout or lock_timeout, or the server short of memory, disk or
+                    # connections. Nothing was committed; the client may try again later.
+                    log.warning("PostgreSQL could not run a statement: %s", exc)
+                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason"
+                    raise MlflowError(
+                        f"The metadata database could not complete the request ({reason});"
+                        " retry it later.",
+                        "TEMPORARILY_UNAVAILABLE",
+                    ) from exc
                 self._forget_thread_conn()
                 log.warning("lost a PostgreSQL connection: %s", exc)
                 if attempt or not retry(exc):
