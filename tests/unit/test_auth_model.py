@@ -160,3 +160,15 @@ def test_loopback_and_client_address():
     assert client_address({"client": ("9.9.9.9", 1), "headers": scope["headers"]}, proxies) == (
         "9.9.9.9"
     )
+
+
+def test_password_verification_and_the_unknown_user() -> None:
+    """An unknown user (no stored hash) is verified against a dummy hash and never passes."""
+    from labtrack.auth import passwords
+
+    stored = passwords.hash_password("correct horse battery")
+    assert passwords.verify_password(stored, "correct horse battery")
+    assert not passwords.verify_password(stored, "wrong horse battery")
+    assert not passwords.verify_password(None, "correct horse battery")
+    assert not passwords.verify_password("not-a-hash", "correct horse battery")
+    assert passwords._dummy_hash() == passwords._dummy_hash()  # made once

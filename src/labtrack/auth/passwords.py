@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -20,9 +21,16 @@ MIN_PASSWORD_LENGTH = 12
 # The library default (64 MiB, 3 passes, 4 lanes) takes ~0.4 s on a 2-core server, and every
 # sign-in of every worker pays it; caching makes the cost per TTL, not per request.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
-# A hash of a random password: verifying against it makes an unknown user cost what a wrong
-# password costs, so response times don't tell which usernames exist.
-_DUMMY_HASH = _hasher.hash("labtrack-dummy-password-for-timing")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against for an unknown user, so that costs what a wrong password costs
+    and response times don't tell which usernames exist. Made on first use, not at import:
+    one argon2 hash was a tenth of the server's start-up."""
+    return _hasher.hash("labtrack-dummy-password-for-timing")
+
+
 # KDF work gets its own threads so it never queues behind (or blocks) database reads.
 _pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="labtrack-kdf")
 
@@ -40,7 +48,7 @@ def hash_password(password: str) -> str:
 def verify_password(stored_hash: str | None, password: str) -> bool:
     """Constant work whether or not the user exists (pass None for an unknown user)."""
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        return _hasher.verify(stored_hash or _dummy_hash(), password) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
