@@ -425,7 +425,7 @@ class Database:
                     # statement_timeout or lock_timeout, or the server short of memory, disk or
                     # connections. Nothing was committed; the client may try again later.
                     log.warning("PostgreSQL could not run a statement: %s", exc)
-                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason"
+                    reason = next(iter(str(exc).strip().splitlines()), "no reason given")
                     raise MlflowError(
                         f"The metadata database could not complete the request ({reason});"
                         " retry it later.",
@@ -547,9 +547,9 @@ class _SqliteWriter(threading.Thread):
     # - The commit that takes the WAL past wal_autocheckpoint pages checkpoints it (copies it
     #   back into the database and fsyncs) on this thread, while all writes wait. A run's
     #   metrics dirtied ~140 pages then, so at the default of 1000 pages that was every few
-    #   runs, 30-50 ms each. _Checkpointer now does that work
-    #   beside the writer; the writer's own checkpoint, at 10000 pages (~40 MiB), is what
-    #   restarts the WAL from its beginning, and finds little left to copy by then.
+    #   runs, 30-50 ms each. _Checkpointer now does that work beside the writer; the writer's
+    #   own checkpoint, at 10000 pages (~40 MiB), is what restarts the WAL from its beginning,
+    #   and finds little left to copy by then.
     PRAGMAS = ("PRAGMA temp_store=MEMORY", "PRAGMA wal_autocheckpoint=10000")
 
     def __init__(self, db: Database) -> None:
