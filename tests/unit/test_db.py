@@ -160,13 +160,20 @@ def test_postgresql_array_literals_read_back_exactly(pg_conn: Conn) -> None:
         min_size=1,
     ),
     floats=st.lists(st.floats(allow_nan=False) | st.integers(-(2**53), 2**53), min_size=1),
+    ints=st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1),
 )
-def test_postgresql_array_literals_round_trip(pg_conn: Conn, texts: list, floats: list) -> None:
+def test_postgresql_array_literals_round_trip(
+    pg_conn: Conn, texts: list, floats: list, ints: list
+) -> None:
     text_type, text_literal = pg_array(texts)
     float_type, float_literal = pg_array(floats)
-    got = pg_conn.one(f"SELECT ?::{text_type}[], ?::{float_type}[]", (text_literal, float_literal))
+    int_type, int_literal = pg_array(ints)
+    got = pg_conn.one(
+        f"SELECT ?::{text_type}[], ?::{float_type}[], ?::{int_type}[]",
+        (text_literal, float_literal, int_literal),
+    )
     expected_floats = floats if float_type == "bigint" else [float(f) for f in floats]
-    assert got == (texts, expected_floats)
+    assert got == (texts, expected_floats, ints)
 
 
 @pytest.mark.postgres

@@ -29,9 +29,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
+from math import isfinite
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
+
+import orjson
 
 from labtrack.wire import MlflowError, invalid
 
@@ -70,9 +73,11 @@ def pg_array(values: list[Any]) -> tuple[str, str] | None:
     The literal is one text parameter (``'{1,2,3}'``) that the statement casts (``?::bigint[]``).
     psycopg adapts a Python list element by element, about 1.5 us per int and 3 us per float:
     0.7 ms for the columns of 100 metric rows, a fifth of a log-batch. ``str.join`` builds the
-    literal in a fraction of that, and PostgreSQL parses it as fast as the binary form. Floats
-    go as ``repr``, the shortest text that reads back as the same double. INSERT then casts the
-    elements to the column's own type, as it would a VALUES list.
+    literal in a fraction of that, and PostgreSQL parses it as fast as the binary form. Numbers
+    go through orjson, which writes the shortest text that reads back as the same double (as
+    ``repr`` does) 20 times faster: ``repr`` of 1,000 floats was 0.8 ms, 6% of a 1,000-point
+    log-batch. INSERT then casts the elements to the column's own type, as it would a VALUES
+    list.
     """
     kinds = set(map(type, values))
     nulls = type(None) in kinds
@@ -90,6 +95,11 @@ def pg_array(values: list[Any]) -> tuple[str, str] | None:
         return name, "{" + ",".join(items) + "}"
     if nulls:
         return name, "{" + ",".join("NULL" if v is None else repr(v) for v in values) + "}"
+    # orjson writes NaN and infinity as null and refuses ints past 64 bits: those keep repr.
+    if kind is not bool:
+        with contextlib.suppress(TypeError, OverflowError):
+            if kind is int or isfinite(sum(values)):
+                return name, "{" + orjson.dumps(values)[1:-1].decode() + "}"
     return name, "{" + ",".join(map(repr, values)) + "}"
 
 
