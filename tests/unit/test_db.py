@@ -447,3 +447,46 @@ def test_sqlite_log_batch_of_a_new_run_writes_few_pages(tmp_path) -> None:
         assert frames < 40, f"one run with 100 metrics wrote {frames} pages"
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_postgresql_runs_page_walks_the_experiment_index_newest_first(
+    pg_run: tuple[Database, str],
+) -> None:
+    """A page of runs (one experiment, active, newest first) reads the experiment's index
+    backwards and stops after the page. ``= ANY(array)`` for the one experiment and stage made
+    PostgreSQL read and sort every run of the experiment for each page."""
+    from labtrack.store import runs
+
+    store, _ = pg_run
+    statements: list[tuple[str, list]] = []
+
+    def plan(conn: Conn) -> str:
+        conn.execute(
+            "INSERT INTO runs (run_uuid, experiment_id, start_time, artifact_uri)"
+            " SELECT md5(i::text), 0, i, 'a' FROM generate_series(1, 5000) i"
+        )
+        conn.execute("ANALYZE runs")
+        first_query = conn.all
+
+        def recording_all(sql: str, args: tuple | list = ()) -> list:
+            if not statements:
+                statements.append((sql, list(args)))
+            return first_query(sql, args)
+
+        conn.all = recording_all  # type: ignore[method-assign]
+        runs.search(
+            conn,
+            experiment_ids=[0],
+            filter_string=None,
+            order_by=[],
+            view_type="ACTIVE_ONLY",
+            max_results=100,
+            page_token=None,
+        )
+        sql, args = statements[0]
+        return "\n".join(row[0] for row in first_query("EXPLAIN ANALYZE " + sql, args))
+
+    text = store.run_read(plan)
+    assert "Index Scan Backward using runs_by_experiment" in text, text
+    assert "rows=5001 loops" not in text and "Seq Scan" not in text, text

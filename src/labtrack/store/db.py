@@ -253,7 +253,14 @@ class Conn:
         return self.execute(sql, params).lastrowid
 
     def in_clause(self, column: str, values: Sequence[Any]) -> tuple[str, tuple]:
-        """``column IN (...)`` for any number of values, as SQL text plus parameters."""
+        """``column IN (...)`` for any number of values, as SQL text plus parameters.
+
+        One value is ``column = ?``: PostgreSQL plans ``= ANY(array)`` as a filter that can't
+        give index order, so a runs page (experiment and lifecycle stage, newest first) sorted
+        every run of the experiment: 16 ms for a page of 10,000 runs, 0.9 ms with equalities.
+        """
+        if len(values) == 1:
+            return f"{column} = ?", (values[0],)
         if self._pg:
             array = pg_array(list(values))
             if array is None:  # empty, or of mixed types
