@@ -30,6 +30,7 @@ from labtrack.http import (
     error_response,
     json_response,
 )
+from labtrack.server import tune_gc
 from labtrack.store import experiments as experiment_store
 from labtrack.store.db import Database
 from labtrack.store.migrate import upgrade
@@ -81,6 +82,7 @@ class App:
             now_ms(),
         )
         self.auth = auth_setup.start(self)
+        tune_gc()
 
     def shutdown(self) -> None:
         self.db.close()
