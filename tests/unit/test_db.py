@@ -6,6 +6,7 @@ On PostgreSQL insert_many sends one array per column; those tests need the test 
 from __future__ import annotations
 
 import math
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -26,9 +27,9 @@ class RecordingConn(Conn):
         super().__init__(raw, "sqlite")
         self.statements: list[tuple[str, int]] = []
 
-    def execute(self, sql, params=()):
+    def execute(self, sql, params=(), *, replan=False):
         self.statements.append((sql, len(params)))
-        return super().execute(sql, params)
+        return super().execute(sql, params, replan=replan)
 
 
 def _conn(width: int) -> RecordingConn:
@@ -490,3 +491,49 @@ def test_postgresql_runs_page_walks_the_experiment_index_newest_first(
     text = store.run_read(plan)
     assert "Index Scan Backward using runs_by_experiment" in text, text
     assert "rows=5001 loops" not in text and "Seq Scan" not in text, text
+
+
+@pytest.mark.postgres
+def test_postgresql_chart_reads_seek_each_step_even_with_a_generic_plan(
+    pg_run: tuple[Database, str],
+) -> None:
+    """bulk-interval's reads must not depend on the planner guessing a series' length. After
+    five calls PostgreSQL may reuse a generic plan made for the average series; among many
+    short series, that plan walked a 10,000,000-point series from its first step to reach the
+    middle (1.2 s) and turned min(step) into an aggregate over the whole window (3 s)."""
+    from labtrack.store import metrics as metric_store
+    from labtrack.store import runs
+
+    store, run_id = pg_run
+    store.run_write(runs.log_batch, run_id, metrics=[("c", 0.5, 1, s) for s in range(3000)])
+
+    def generic_plan(conn: Conn, sql: str, args: tuple) -> str:
+        numbered = iter(range(1, len(args) + 1))
+        text = re.sub(r"\?", lambda _: f"${next(numbered)}", sql)
+        values = ", ".join(f"'{a}'" for a in args)
+        conn.raw.execute(f"PREPARE q AS {text}")
+        try:
+            return "\n".join(r[0] for r in conn.raw.execute(f"EXPLAIN EXECUTE q({values})"))
+        finally:
+            conn.raw.execute("DEALLOCATE q")
+
+    def plans(conn: Conn) -> tuple[str, str]:
+        # Many short series beside the long one: the average series is a few points.
+        conn.execute(
+            "INSERT INTO metrics (run_pk, key, timestamp, step, is_nan, value)"
+            " SELECT r, 'c', 1, s, 0, 0.5 FROM generate_series(1000, 4999) r,"
+            " generate_series(0, 2) s"
+        )
+        conn.execute("ANALYZE metrics")
+        conn.raw.execute("SET plan_cache_mode = force_generic_plan")
+        run_pk = conn.scalar("SELECT run_pk FROM runs WHERE run_uuid = ?", (run_id,))
+        points_sql, points_args = metric_store._points_at_steps(conn, run_pk, "c", [5, 1500], 9)
+        ends = "SELECT step FROM metrics WHERE run_pk = ? AND key = ? AND step >= ? ORDER BY step"
+        return (
+            generic_plan(conn, points_sql, points_args),
+            generic_plan(conn, f"{ends} LIMIT 1", (run_pk, "c", 1000)),
+        )
+
+    points_plan, ends_plan = store.run_read(plans)
+    assert "Merge Join" not in points_plan and "Nested Loop" in points_plan, points_plan
+    assert "Limit" in ends_plan and "Aggregate" not in ends_plan, ends_plan

@@ -135,9 +135,11 @@ def bulk_interval(
             lo, hi = -(2**63), 2**63 - 1
         args = (run_pk, key, lo, hi)
         where = "run_pk = ? AND key = ? AND step >= ? AND step <= ?"
+        # Every read of the window is planned for this series (replan): see Conn.execute.
         counted = conn.scalar(
             f"SELECT count(*) FROM (SELECT 1 FROM metrics WHERE {where} LIMIT ?) AS window_rows",
             (*args, EXACT_SAMPLE_MAX_POINTS + 1),
+            replan=True,
         )
         if not counted:
             continue
@@ -145,13 +147,16 @@ def bulk_interval(
             steps = [
                 s
                 for (s,) in conn.all(
-                    f"SELECT DISTINCT step FROM metrics WHERE {where} ORDER BY step", args
+                    f"SELECT DISTINCT step FROM metrics WHERE {where} ORDER BY step",
+                    args,
+                    replan=True,
                 )
             ]
             wanted = _sample_steps(steps, max_results)
         else:
             wanted = _seek_steps(conn, where, args, max_results)
-        rows = conn.all(*_points_at_steps(conn, run_pk, key, wanted, max(max_results, len(wanted))))
+        sql, sql_args = _points_at_steps(conn, run_pk, key, wanted, max(max_results, len(wanted)))
+        rows = conn.all(sql, sql_args, replan=True)
         for point in points(key, rows):
             point["run_id"] = run_id
             out.append(point)
@@ -159,15 +164,25 @@ def bulk_interval(
 
 
 def _seek_steps(conn, where: str, args: tuple, limit: int) -> list[int]:
-    """Sampled steps of a long window: the first step at or after each evenly spaced value."""
-    lo = conn.scalar(f"SELECT min(step) FROM metrics WHERE {where}", args)
-    hi = conn.scalar(f"SELECT max(step) FROM metrics WHERE {where}", args)
+    """Sampled steps of a long window: the first step at or after each evenly spaced value.
+
+    The window's ends are read as ``ORDER BY step LIMIT 1`` rather than ``min(step)``: planned
+    for a short series, ``min`` became an aggregate over every point of the window (3 s for a
+    million), where the ordered read stops at the first index entry whatever the estimate.
+    """
+    lo = conn.scalar(
+        f"SELECT step FROM metrics WHERE {where} ORDER BY step LIMIT 1", args, replan=True
+    )
+    hi = conn.scalar(
+        f"SELECT step FROM metrics WHERE {where} ORDER BY step DESC LIMIT 1", args, replan=True
+    )
     run_pk, key = args[:2]
     # The seek's only lower bound must be t.v: given two, SQLite may range-scan from the other.
     found = conn.all(
         "SELECT (SELECT step FROM metrics WHERE run_pk = ? AND key = ? AND step >= t.v"
         f" ORDER BY step LIMIT 1) FROM {_values_table(conn)}",
         (run_pk, key, _list_arg(conn, _targets(lo, hi, limit))),
+        replan=True,
     )
     return sorted({s for (s,) in found if s is not None and s <= hi})
 
@@ -178,9 +193,12 @@ def _points_at_steps(
     """The query (SQL, args) for one series' points at a list of steps, one index seek each.
 
     SQLite seeks each step of the IN list (given the window's range too, it would range-scan
-    the window instead). PostgreSQL gets the steps as a LATERAL join, one seek per step: with
-    ``step = ANY(...)`` and this ORDER BY ... LIMIT, its planner may walk the whole series in
-    step order and filter, seconds for 10,000,000 points once statistics show a long series.
+    the window instead). PostgreSQL gets the steps as a LATERAL subquery, one seek per step:
+    with ``step = ANY(...)`` and this ORDER BY ... LIMIT, its planner may walk the whole series
+    in step order and filter, seconds for 10,000,000 points once statistics show a long series.
+    The subquery has its own LIMIT so that it stays one seek per step: without it PostgreSQL
+    may flatten it into a merge join that walks the series from its first step (1.2 s to the
+    middle of 10,000,000 points, when it planned for a short series).
     """
     order = " ORDER BY step, timestamp, is_nan, value LIMIT ?"
     if conn.dialect == "sqlite":
@@ -191,9 +209,10 @@ def _points_at_steps(
         return sql, (run_pk, key, _list_arg(conn, steps), limit)
     sql = (
         f"SELECT {_POINT} FROM unnest(?::bigint[]) AS t(v), LATERAL (SELECT * FROM metrics"
-        f" WHERE run_pk = ? AND key = ? AND step = t.v) AS metrics{order}"
+        " WHERE run_pk = ? AND key = ? AND step = t.v ORDER BY timestamp, is_nan, value"
+        f" LIMIT ?) AS metrics{order}"
     )
-    return sql, (_list_arg(conn, steps), run_pk, key, limit)
+    return sql, (_list_arg(conn, steps), run_pk, key, limit, limit)
 
 
 def _values_table(conn) -> str:
