@@ -476,15 +476,18 @@ def test_postgresql_runs_page_walks_the_experiment_index_newest_first(
             return first_query(sql, args)
 
         conn.all = recording_all  # type: ignore[method-assign]
-        runs.search(
-            conn,
-            experiment_ids=[0],
-            filter_string=None,
-            order_by=[],
-            view_type="ACTIVE_ONLY",
-            max_results=100,
-            page_token=None,
-        )
+        try:
+            runs.search(
+                conn,
+                experiment_ids=[0],
+                filter_string=None,
+                order_by=[],
+                view_type="ACTIVE_ONLY",
+                max_results=100,
+                page_token=None,
+            )
+        finally:
+            del conn.all  # the thread keeps this Conn: back to the class's method
         sql, args = statements[0]
         return "\n".join(row[0] for row in first_query("EXPLAIN ANALYZE " + sql, args))
 
