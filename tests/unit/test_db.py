@@ -408,6 +408,137 @@ def test_postgresql_repeated_point_inside_a_callers_transaction(
     assert tags == [("after",)]
 
 
+# --- PostgreSQL group commit of small metric writes ----------------------------------------------
+def _new_run(store: Database, name: str) -> str:
+    from labtrack.store import runs
+
+    run = store.run_write(
+        runs.create, experiment_id=0, user_id="u", run_name=name, start_time=0, tags=[]
+    )
+    return run["info"]["run_uuid"]
+
+
+def _grouped(store: Database, calls: list[tuple[str, list]]) -> list:
+    """Queue metric writes before the group writer starts, so it takes them as one group."""
+    from labtrack.store import runs
+
+    writer = db._PgGroupWriter(store)
+    futures = [writer.submit(runs.log_batch, (run_id,), {"metrics": m}) for run_id, m in calls]
+    writer.start()
+    try:
+        return [f.exception(timeout=10) or f.result() for f in futures]
+    finally:
+        writer.stop()
+
+
+def _series(store: Database, run_id: str) -> tuple[list, list]:
+    history = store.run_read(
+        lambda c: c.all(
+            "SELECT key, timestamp, step, is_nan, value FROM metrics JOIN runs USING (run_pk)"
+            " WHERE run_uuid = ? ORDER BY key, step, timestamp, value",
+            (run_id,),
+        )
+    )
+    latest = store.run_read(
+        lambda c: c.all(
+            "SELECT key, value, timestamp, step, is_nan FROM latest_metrics"
+            " JOIN runs USING (run_pk) WHERE run_uuid = ? ORDER BY key",
+            (run_id,),
+        )
+    )
+    return history, latest
+
+
+@pytest.mark.postgres
+def test_postgresql_grouped_metric_writes_leave_what_one_by_one_writes_leave(
+    pg_run: tuple[Database, str],
+) -> None:
+    """The latest value of a key logged by several calls of one group is the newest of all."""
+    from labtrack.store import runs
+
+    store, _ = pg_run
+    a, b, a_alone, b_alone = (_new_run(store, n) for n in ("a", "b", "a1", "b1"))
+    calls = [
+        [("m", 1.0, 10, 1)],
+        [("m", 0.5, 5, 3), ("n", math.inf, 7, 0)],
+        [("m", math.nan, 1, 2), ("n", -1.0, 8, 0)],
+    ]
+    b_calls = [[("m", 2.0, 1, 0)], [("m", 3.0, 1, 0)]]
+    group = [(a, m) for m in calls] + [(b, m) for m in b_calls]
+    assert _grouped(store, group) == [None] * len(group)
+    for m in calls:
+        store.run_write(runs.log_batch, a_alone, metrics=m)
+    for m in b_calls:
+        store.run_write(runs.log_batch, b_alone, metrics=m)
+    assert _series(store, a) == _series(store, a_alone)
+    assert _series(store, b) == _series(store, b_alone)
+    assert _series(store, a)[1][0][:2] == ("m", 0.5)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("sent_twice", [False, True])
+def test_postgresql_grouped_write_gives_each_caller_its_own_outcome(
+    pg_run: tuple[Database, str], sent_twice: bool
+) -> None:
+    """A missing or deleted run fails its own call only. A point sent twice (a client retrying)
+    fails the group's statement: every call then runs alone, and the point is stored once."""
+    from labtrack.store import runs
+
+    store, run_id = pg_run
+    deleted = _new_run(store, "gone")
+    store.run_write(runs.set_lifecycle, deleted, "deleted", 1)
+    point = ("m", 0.5, 1, 0)
+    calls = [(run_id, [point]), ("no-such-run", [point]), (deleted, [point])]
+    outcomes = _grouped(store, calls + [(run_id, [point])] * sent_twice)
+    assert outcomes[0] is None and outcomes[3:] == [None] * sent_twice
+    assert isinstance(outcomes[1], MlflowError)
+    assert outcomes[1].error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert isinstance(outcomes[2], MlflowError)
+    assert outcomes[2].error_code == "INVALID_PARAMETER_VALUE"
+    assert _series(store, run_id)[0] == [("m", 1, 0, 0, 0.5)]
+    assert _series(store, deleted) == ([], [])
+
+
+@pytest.mark.postgres
+def test_postgresql_concurrent_small_metric_writes_share_statements(
+    pg_run: tuple[Database, str], monkeypatch
+) -> None:
+    """Through Database.write: small metrics-only batches are grouped; others never wait."""
+    import asyncio
+
+    from labtrack.store import runs
+
+    store, _ = pg_run
+    run_ids = [_new_run(store, f"c{i}") for i in range(4)]
+    group = runs.log_batch.pg_group
+    sizes: list[int] = []
+
+    def counting(conn: Conn, calls: list) -> list[bool]:
+        sizes.append(len(calls))
+        return runs._pg_log_metrics_together(conn, calls)
+
+    monkeypatch.setattr(group, "write_together", counting)
+    big = [("big", 1.0, 1, step) for step in range(runs.GROUPED_METRICS + 1)]
+    assert group.accepts(run_ids[0], metrics=[("m", 1.0, 1, 0)])
+    assert not group.accepts(run_ids[0], metrics=big)
+    assert not group.accepts(run_ids[0], metrics=[("m", 1.0, 1, 0)], params=[("p", "1")])
+
+    async def write_all() -> None:
+        writes = [
+            store.write(runs.log_batch, run_ids[i % 4], metrics=[("m", float(i), 1, i)])
+            for i in range(400)
+        ]
+        writes.append(store.write(runs.log_batch, run_ids[0], metrics=big))
+        await asyncio.gather(*writes)
+
+    asyncio.run(write_all())
+    assert sum(sizes) >= 2 and max(sizes) > 1
+    for i, run_id in enumerate(run_ids):
+        history, latest = _series(store, run_id)
+        assert len([h for h in history if h[0] == "m"]) == 100
+        assert ("m", float(396 + i), 1, 396 + i, 0) in latest
+
+
 def test_sqlite_log_batch_of_a_new_run_writes_few_pages(tmp_path) -> None:
     """A run's metrics go to a few pages of each table, not one page per metric key.
 

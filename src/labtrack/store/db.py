@@ -10,7 +10,8 @@ clients share one commit instead of queueing behind each other's. A failing writ
 alone: the batch then runs again with each write inside its own SAVEPOINT. A second thread
 checkpoints the WAL beside the writer, so commits do not stall on copying pages back into the
 database. PostgreSQL handles concurrent writers itself; each write there is its own transaction
-from a connection pool.
+from a connection pool, except small writes that a store function marks
+:func:`pg_group_commit`: concurrent ones share one statement and one commit.
 """
 
 from __future__ import annotations
@@ -118,6 +119,42 @@ def pg_autocommit(fn: Callable[..., T]) -> Callable[..., T]:
     """
     fn.pg_autocommit = True  # type: ignore[attr-defined]
     return fn
+
+
+class PgGroup:
+    """How concurrent calls of one store function are written together (see pg_group_commit)."""
+
+    def __init__(
+        self,
+        accepts: Callable[..., bool],
+        write_together: Callable[[Conn, list[tuple[tuple, dict]]], list[bool]],
+    ) -> None:
+        self.accepts = accepts
+        self.write_together = write_together
+
+
+def pg_group_commit(
+    accepts: Callable[..., bool],
+    write_together: Callable[[Conn, list[tuple[tuple, dict]]], list[bool]],
+) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Let concurrent small calls of a store function share one PostgreSQL statement and commit.
+
+    A commit is most of what PostgreSQL spends on a small write (WAL record, flush, snapshot),
+    and a round trip most of what the server spends; with many clients logging one metric each,
+    neither needs to be paid per request. Calls that ``accepts(*args, **kwargs)`` go to one
+    thread that takes every such call waiting and hands two or more of them to
+    ``write_together(conn, [(args, kwargs), ...])``, which writes them with one statement and
+    says which it wrote (returns None for them). The others, and all of them if that statement
+    fails, then run one by one as usual, each with its own outcome. Calls not accepted (large
+    batches, which gain more from PostgreSQL's parallel backends than from sharing a commit)
+    never wait for that thread.
+    """
+
+    def mark(fn: Callable[..., T]) -> Callable[..., T]:
+        fn.pg_group = PgGroup(accepts, write_together)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
 
 
 class Conn:
@@ -361,6 +398,7 @@ class Database:
         )
         self._writer: _SqliteWriter | None = None
         self._analyzer: _PgAnalyzer | None = None
+        self._grouper: _PgGroupWriter | None = None
         if self.dialect == "sqlite":
             if self._target != ":memory:":
                 Path(self._target).parent.mkdir(parents=True, exist_ok=True)
@@ -520,9 +558,17 @@ class Database:
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self.dialect == "sqlite":
             return await asyncio.wrap_future(self._sqlite_writer().submit(fn, args, kwargs))
+        group: PgGroup | None = getattr(fn, "pg_group", None)
+        if group is not None and group.accepts(*args, **kwargs):
+            return await asyncio.wrap_future(self._pg_grouper().submit(fn, args, kwargs))
         loop = asyncio.get_running_loop()
         call = functools.partial(self._pg_write, fn, *args, **kwargs)
         return await loop.run_in_executor(self._readers, call)
+
+    def _pg_grouper(self) -> _PgGroupWriter:
+        if self._grouper is None:
+            self._grouper = self._start_once("_grouper", _PgGroupWriter)
+        return self._grouper
 
     def _pg_analyzer(self) -> _PgAnalyzer:
         if self._analyzer is None:
@@ -546,6 +592,8 @@ class Database:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.stop()
+        if self._grouper is not None:
+            self._grouper.stop()
         if self._analyzer is not None:
             self._analyzer.stop()
         self._readers.shutdown(wait=True)
@@ -556,10 +604,49 @@ class Database:
             self._all_conns.clear()
 
 
-class _SqliteWriter(threading.Thread):
-    """The single SQLite writer: drains its queue and commits each batch once."""
+class _CallQueue(threading.Thread):
+    """A thread that runs submitted store calls, taking all those waiting at once as a batch."""
 
     MAX_BATCH = 512
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+
+    def submit(
+        self, fn: Callable[..., Any], args: tuple, kwargs: dict
+    ) -> concurrent.futures.Future:
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._queue.put((fn, args, kwargs, future))
+        return future
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self.join(timeout=10)
+
+    def batches(self) -> Iterator[list[tuple]]:
+        """``(fn, args, kwargs, future)`` calls, every one waiting, until stop() (after the rest)."""
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch, stopping = [item], False
+            while len(batch) < self.MAX_BATCH and not stopping:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                else:
+                    batch.append(nxt)
+            yield batch
+            if stopping:
+                return
+
+
+class _SqliteWriter(_CallQueue):
+    """The single SQLite writer: drains its queue and commits each batch once."""
 
     # Settings of the writer's connection only (readers never write):
     # - Inside a transaction SQLite journals the pages a statement changes (to undo just that
@@ -576,21 +663,9 @@ class _SqliteWriter(threading.Thread):
     PRAGMAS = ("PRAGMA temp_store=MEMORY", "PRAGMA wal_autocheckpoint=10000")
 
     def __init__(self, db: Database) -> None:
-        super().__init__(name="labtrack-sqlite-writer", daemon=True)
+        super().__init__("labtrack-sqlite-writer")
         self._db = db
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._checkpointer: _Checkpointer | None = None
-
-    def submit(
-        self, fn: Callable[..., Any], args: tuple, kwargs: dict
-    ) -> concurrent.futures.Future:
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        self._queue.put((fn, args, kwargs, future))
-        return future
-
-    def stop(self) -> None:
-        self._queue.put(None)
-        self.join(timeout=10)
 
     def run(self) -> None:
         conn = self._db.connect()
@@ -600,20 +675,7 @@ class _SqliteWriter(threading.Thread):
             self._checkpointer = _Checkpointer(self._db)
             self._checkpointer.start()
         try:
-            while True:
-                item = self._queue.get()
-                if item is None:
-                    return
-                batch = [item]
-                while len(batch) < self.MAX_BATCH:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        self._run_batch(conn, batch)
-                        return
-                    batch.append(nxt)
+            for batch in self.batches():
                 self._run_batch(conn, batch)
         finally:
             if self._checkpointer is not None:
@@ -689,6 +751,51 @@ class _SqliteWriter(threading.Thread):
         for (*_, future), result in zip(batch, results, strict=True):
             future.set_result(result)
         return True
+
+
+class _PgGroupWriter(_CallQueue):
+    """Runs the calls of :func:`pg_group_commit` functions, those waiting together by one statement."""
+
+    MAX_BATCH = 256
+
+    def __init__(self, db: Database) -> None:
+        super().__init__("labtrack-pg-group-writer")
+        self._db = db
+
+    def run(self) -> None:
+        for batch in self.batches():
+            by_fn: dict[Callable, list] = {}
+            for call in batch:
+                by_fn.setdefault(call[0], []).append(call)
+            for fn, calls in by_fn.items():
+                self._write(fn, calls)
+
+    def _write(self, fn: Callable[..., Any], calls: list) -> None:
+        written = [False] * len(calls)
+        if len(calls) > 1:
+            try:
+                written = self._db._on_pg_conn(
+                    lambda conn: self._write_together(conn, fn.pg_group, calls),
+                    retry=lambda exc: getattr(exc, "sqlstate", None) in ("57P01", "57P02"),
+                )
+            except Exception as exc:  # noqa: BLE001 - each call runs again alone, below
+                log.debug("a grouped write failed, its calls run one by one: %s", exc)
+        for (_, args, kwargs, future), done in zip(calls, written, strict=True):
+            if done:
+                future.set_result(None)
+                continue
+            try:
+                result = self._db._pg_write(fn, *args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - reported to that caller only
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+    def _write_together(self, conn: Conn, group: PgGroup, calls: list) -> list[bool]:
+        conn.written.clear()
+        written = group.write_together(conn, [(args, kwargs) for _, args, kwargs, _ in calls])
+        self._db._pg_analyzer().wrote(conn.written)
+        return written
 
 
 class _Housekeeper(threading.Thread):
