@@ -773,11 +773,9 @@ class _PgGroupWriter(_CallQueue):
     def _write(self, fn: Callable[..., Any], calls: list) -> None:
         written = [False] * len(calls)
         if len(calls) > 1:
+            together = [(args, kwargs) for _, args, kwargs, _ in calls]
             try:
-                written = self._db._on_pg_conn(
-                    lambda conn: self._write_together(conn, fn.pg_group, calls),
-                    retry=lambda exc: getattr(exc, "sqlstate", None) in ("57P01", "57P02"),
-                )
+                written = self._db._pg_write(_write_together, fn.pg_group, together)
             except Exception as exc:  # noqa: BLE001 - each call runs again alone, below
                 log.debug("a grouped write failed, its calls run one by one: %s", exc)
         for (_, args, kwargs, future), done in zip(calls, written, strict=True):
@@ -791,11 +789,11 @@ class _PgGroupWriter(_CallQueue):
             else:
                 future.set_result(result)
 
-    def _write_together(self, conn: Conn, group: PgGroup, calls: list) -> list[bool]:
-        conn.written.clear()
-        written = group.write_together(conn, [(args, kwargs) for _, args, kwargs, _ in calls])
-        self._db._pg_analyzer().wrote(conn.written)
-        return written
+
+@pg_autocommit
+def _write_together(conn: Conn, group: PgGroup, calls: list[tuple[tuple, dict]]) -> list[bool]:
+    """The group's calls by its one statement (atomic by itself: no transaction around it)."""
+    return group.write_together(conn, calls)
 
 
 class _Housekeeper(threading.Thread):

@@ -17,7 +17,13 @@ from typing import Any
 import orjson
 
 from labtrack.store import experiments, filters, paging
-from labtrack.store.db import Conn, is_unique_violation, pg_autocommit, pg_group_commit
+from labtrack.store.db import (
+    Conn,
+    is_unique_violation,
+    pg_array,
+    pg_autocommit,
+    pg_group_commit,
+)
 from labtrack.store.names import generate_run_name
 from labtrack.wire import MAX_DOUBLE, invalid, not_found
 
@@ -434,22 +440,24 @@ def _pg_log_metrics_together(conn, calls: list[tuple[tuple, dict]]) -> list[bool
     """Several metrics-only ``log_batch`` calls, for any runs, with one statement.
 
     The runs are locked as ``active_pk`` locks them; a call is written when its run is active.
-    A key's latest value is the newest over all calls, which is what writing them one after
-    the other would leave. The statement is atomic: if it fails (a point already stored, say),
-    nothing was written, and every call then runs alone.
+    Each run's metrics from all calls go through ``_metric_rows`` together, so a key's latest
+    value is the newest over all of them, which is what writing the calls one after the other
+    would leave. The statement is atomic: if it fails (a point already stored, say), nothing
+    was written, and every call then runs alone.
     """
-    uuids, history_columns, best = [], [], {}
+    by_run: dict[str, list[Metric]] = {}
     for (run_id,), kwargs in calls:
-        history, latest = _metric_rows(0, kwargs["metrics"])
-        uuids.append(run_id)
-        history_columns.extend((run_id, *row[1:]) for row in history)
-        for _, key, value, ts, step, is_nan in latest:
-            current = best.get((run_id, key))
-            if current is None or (step, ts, value) > (current[4], current[3], current[2]):
-                best[(run_id, key)] = (run_id, key, value, ts, step, is_nan)
-    history_arrays = Conn.unnest(list(zip(*history_columns, strict=True)))
-    latest_arrays = Conn.unnest(list(zip(*best.values(), strict=True)))
-    if history_arrays is None or latest_arrays is None:
+        by_run.setdefault(run_id, []).extend(kwargs["metrics"])
+    history_rows: list[tuple] = []
+    latest_rows: list[tuple] = []
+    for run_id, metrics in by_run.items():
+        history, latest = _metric_rows(0, metrics)  # rows keyed by run id instead of run_pk
+        history_rows.extend((run_id, *row[1:]) for row in history)
+        latest_rows.extend((run_id, *row[1:]) for row in latest)
+    history_arrays = Conn.unnest(list(zip(*history_rows, strict=True)))
+    latest_arrays = Conn.unnest(list(zip(*latest_rows, strict=True)))
+    run_ids = pg_array(list(by_run))
+    if history_arrays is None or latest_arrays is None or run_ids is None:
         return [False] * len(calls)
     rows = conn.all(
         "WITH run AS (SELECT run_pk, run_uuid FROM runs WHERE run_uuid = ANY(?::text[])"
@@ -462,11 +470,11 @@ def _pg_log_metrics_together(conn, calls: list[tuple[tuple, dict]]) -> list[bool
         " AS r(run_uuid, key, value, timestamp, step, is_nan) WHERE r.run_uuid = run.run_uuid"
         f" {_LATEST_CONFLICT})"
         " SELECT run_uuid FROM run",
-        [Conn.unnest([uuids])[1][0], *history_arrays[1], *latest_arrays[1]],  # type: ignore[index]
+        [run_ids[1], *history_arrays[1], *latest_arrays[1]],
     )
     active = {row[0] for row in rows}
-    conn.wrote("metrics", len(history_columns))
-    conn.wrote("latest_metrics", len(best))
+    conn.wrote("metrics", len(history_rows))
+    conn.wrote("latest_metrics", len(latest_rows))
     return [args[0] in active for args, _ in calls]
 
 
