@@ -408,6 +408,103 @@ def test_postgresql_repeated_point_inside_a_callers_transaction(
     assert tags == [("after",)]
 
 
+def _run_state(store: Database, run_id: str) -> tuple[list, list, list, str]:
+    """A run's params, tags, metric history and name."""
+
+    def read(conn: Conn) -> tuple[list, list, list, str]:
+        pk, name = conn.one("SELECT run_pk, name FROM runs WHERE run_uuid = ?", (run_id,))
+        return (
+            conn.all("SELECT key, value FROM params WHERE run_pk = ? ORDER BY key", (pk,)),
+            conn.all("SELECT key, value FROM run_tags WHERE run_pk = ? ORDER BY key", (pk,)),
+            conn.all("SELECT key, step FROM metrics WHERE run_pk = ? ORDER BY key", (pk,)),
+            name,
+        )
+
+    return store.run_read(read)
+
+
+@pytest.mark.postgres
+def test_postgresql_batch_with_a_changed_param_writes_nothing(
+    pg_run: tuple[Database, str],
+) -> None:
+    """A log-batch with params is one autocommitted statement: when one param was logged
+    before with another value, none of its rows may land (metrics, tags, new params, a rename)."""
+    from labtrack.store import runs
+
+    store, run_id = pg_run
+    store.run_write(runs.log_batch, run_id, params=[("a", "1"), ("b", "2")])
+    before = _run_state(store, run_id)
+    with pytest.raises(MlflowError, match="Changing param values is not allowed") as refused:
+        store.run_write(
+            runs.log_batch,
+            run_id,
+            metrics=[("m", 0.5, 1, 0)],
+            params=[("a", "1"), ("b", "changed"), ("c", "3")],
+            tags=[("t", "x"), (runs.RUN_NAME_TAG, "renamed")],
+        )
+    assert refused.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert "key='b'" not in str(refused.value)  # two params sent: the list wording
+    assert _run_state(store, run_id) == before
+
+    store.run_write(
+        runs.log_batch,
+        run_id,
+        metrics=[("m", 0.5, 1, 0)],
+        params=[("a", "1"), ("c", "3")],
+        tags=[("t", "x"), (runs.RUN_NAME_TAG, "renamed")],
+    )
+    params, tags, history, name = _run_state(store, run_id)
+    assert params == [("a", "1"), ("b", "2"), ("c", "3")]
+    assert ("t", "x") in tags and (runs.RUN_NAME_TAG, "renamed") in tags
+    assert history == [("m", 0)] and name == "renamed"
+
+
+@pytest.mark.postgres
+def test_postgresql_param_logged_meanwhile_with_another_value_is_refused(
+    pg_run: tuple[Database, str],
+) -> None:
+    """Another writer logs the same param, with another value, while the batch's statement
+    runs: the statement fails on the primary key, and the batch goes again in a transaction
+    that sees that value and refuses the change, writing nothing."""
+    import concurrent.futures
+
+    from labtrack.store import runs
+
+    store, run_id = pg_run
+    waiting = (  # read on the store's own connections: each read sees the activity anew
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND datname = current_database()"
+    )
+    other = store.connect()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            with other.raw.transaction():
+                other.execute(
+                    "INSERT INTO params (run_pk, key, value) SELECT run_pk, 'p', 'theirs'"
+                    " FROM runs WHERE run_uuid = ?",
+                    (run_id,),
+                )
+                batch = pool.submit(
+                    store.run_write,
+                    runs.log_batch,
+                    run_id,
+                    metrics=[("m", 0.5, 1, 0)],
+                    params=[("p", "mine")],
+                    tags=[("t", "x")],
+                )
+                deadline = time.monotonic() + 10
+                while not store.run_read(lambda c: c.scalar(waiting)):
+                    assert time.monotonic() < deadline and not batch.done(), batch
+                    time.sleep(0.01)
+            with pytest.raises(MlflowError, match="Param with key='p' was already logged"):
+                batch.result(timeout=10)
+    finally:
+        other.raw.close()
+    params, tags, history, _ = _run_state(store, run_id)
+    assert params == [("p", "theirs")]
+    assert ("t", "x") not in tags and history == []
+
+
 # --- PostgreSQL group commit of small metric writes ----------------------------------------------
 def _new_run(store: Database, name: str) -> str:
     from labtrack.store import runs
