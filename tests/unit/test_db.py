@@ -515,12 +515,16 @@ def _new_run(store: Database, name: str) -> str:
     return run["info"]["run_uuid"]
 
 
-def _grouped(store: Database, calls: list[tuple[str, list]]) -> list:
-    """Queue metric writes before the group writer starts, so it takes them as one group."""
+def _grouped(store: Database, calls: list[tuple[str, list | dict]]) -> list:
+    """Queue log-batch calls (their metrics, or all their arguments) before the group writer
+    starts, so it takes them as one group."""
     from labtrack.store import runs
 
     writer = db._PgGroupWriter(store)
-    futures = [writer.submit(runs.log_batch, (run_id,), {"metrics": m}) for run_id, m in calls]
+    futures = [
+        writer.submit(runs.log_batch, (run_id,), c if isinstance(c, dict) else {"metrics": c})
+        for run_id, c in calls
+    ]
     writer.start()
     try:
         return [f.exception(timeout=10) or f.result() for f in futures]
@@ -546,30 +550,40 @@ def _series(store: Database, run_id: str) -> tuple[list, list]:
     return history, latest
 
 
+def _group_and_one_by_one(store: Database, a_calls: list, b_calls: list) -> tuple:
+    """Write the calls for runs a and b as one group, and again one by one for two other runs;
+    both pairs must end the same. Returns run a's params, tags and series."""
+    from labtrack.store import runs
+
+    a, b, a_alone, b_alone = (_new_run(store, n) for n in ("a", "b", "a1", "b1"))
+    group = [(a, c) for c in a_calls] + [(b, c) for c in b_calls]
+    assert _grouped(store, group) == [None] * len(group)
+    for run_id, calls in ((a_alone, a_calls), (b_alone, b_calls)):
+        for c in calls:
+            store.run_write(runs.log_batch, run_id, **c)
+
+    def state(run_id: str) -> tuple:
+        params, tags, _, _ = _run_state(store, run_id)
+        return params, [t for t in tags if t[0] != runs.RUN_NAME_TAG], _series(store, run_id)
+
+    assert state(a) == state(a_alone) and state(b) == state(b_alone)
+    return state(a)
+
+
 @pytest.mark.postgres
 def test_postgresql_grouped_metric_writes_leave_what_one_by_one_writes_leave(
     pg_run: tuple[Database, str],
 ) -> None:
     """The latest value of a key logged by several calls of one group is the newest of all."""
-    from labtrack.store import runs
-
     store, _ = pg_run
-    a, b, a_alone, b_alone = (_new_run(store, n) for n in ("a", "b", "a1", "b1"))
-    calls = [
-        [("m", 1.0, 10, 1)],
-        [("m", 0.5, 5, 3), ("n", math.inf, 7, 0)],
-        [("m", math.nan, 1, 2), ("n", -1.0, 8, 0)],
+    a_calls = [
+        {"metrics": [("m", 1.0, 10, 1)]},
+        {"metrics": [("m", 0.5, 5, 3), ("n", math.inf, 7, 0)]},
+        {"metrics": [("m", math.nan, 1, 2), ("n", -1.0, 8, 0)]},
     ]
-    b_calls = [[("m", 2.0, 1, 0)], [("m", 3.0, 1, 0)]]
-    group = [(a, m) for m in calls] + [(b, m) for m in b_calls]
-    assert _grouped(store, group) == [None] * len(group)
-    for m in calls:
-        store.run_write(runs.log_batch, a_alone, metrics=m)
-    for m in b_calls:
-        store.run_write(runs.log_batch, b_alone, metrics=m)
-    assert _series(store, a) == _series(store, a_alone)
-    assert _series(store, b) == _series(store, b_alone)
-    assert _series(store, a)[1][0][:2] == ("m", 0.5)
+    b_calls = [{"metrics": [("m", 2.0, 1, 0)]}, {"metrics": [("m", 3.0, 1, 0)]}]
+    _, _, (_, latest) = _group_and_one_by_one(store, a_calls, b_calls)
+    assert latest[0][:2] == ("m", 0.5)
 
 
 @pytest.mark.postgres
@@ -597,6 +611,65 @@ def test_postgresql_grouped_write_gives_each_caller_its_own_outcome(
 
 
 @pytest.mark.postgres
+def test_postgresql_grouped_batches_with_params_and_tags_leave_what_one_by_one_writes_leave(
+    pg_run: tuple[Database, str],
+) -> None:
+    """Params, tags (a tag set twice keeps the later value) and metrics of several calls."""
+    store, _ = pg_run
+    a_calls = [
+        {
+            "metrics": [("m", 1.0, 1, 0)],
+            "params": [("lr", "0.1"), ("depth", "3")],
+            "tags": [("t", "1")],
+        },
+        {"params": [("seed", "7")], "tags": [("t", "2"), ("u", "x")]},
+        {"metrics": [("m", 2.0, 2, 1)], "params": [("lr", "0.1")]},
+    ]
+    b_calls = [{"params": [("lr", "0.2")], "tags": [("t", "b")]}]
+    params, tags, _ = _group_and_one_by_one(store, a_calls, b_calls)
+    assert params == [("depth", "3"), ("lr", "0.1"), ("seed", "7")]
+    assert tags == [("t", "2"), ("u", "x")]
+
+
+@pytest.mark.postgres
+def test_postgresql_grouped_batch_with_a_changed_param_is_refused_alone(
+    pg_run: tuple[Database, str],
+) -> None:
+    """A param logged before with another value refuses its call, which writes nothing, and no
+    one else's. One param logged by two calls of a group: every call runs alone, in order."""
+    from labtrack.store import runs
+
+    store, run_id = pg_run
+    other = _new_run(store, "other")
+    store.run_write(runs.log_batch, run_id, params=[("p", "1")])
+    outcomes = _grouped(
+        store,
+        [
+            (run_id, {"params": [("p", "2")], "metrics": [("m", 1.0, 1, 0)]}),
+            (run_id, {"tags": [("t", "x")]}),
+            (other, {"params": [("p", "3")]}),
+        ],
+    )
+    assert isinstance(outcomes[0], MlflowError)
+    assert "Param with key='p' was already logged with value='1'" in str(outcomes[0])
+    assert outcomes[1:] == [None, None]
+    params, tags, history, _ = _run_state(store, run_id)
+    assert params == [("p", "1")] and ("t", "x") in tags and history == []
+    assert _run_state(store, other)[0] == [("p", "3")]
+
+    outcomes = _grouped(
+        store,
+        [
+            (other, {"params": [("p", "3")], "metrics": [("m", 1.0, 1, 0)]}),
+            (other, {"params": [("p", "5")]}),
+        ],
+    )
+    assert outcomes[0] is None and isinstance(outcomes[1], MlflowError)
+    params, _, history, _ = _run_state(store, other)
+    assert params == [("p", "3")] and history == [("m", 0)]
+
+
+@pytest.mark.postgres
 def test_postgresql_concurrent_small_metric_writes_share_statements(
     pg_run: tuple[Database, str], monkeypatch
 ) -> None:
@@ -612,13 +685,15 @@ def test_postgresql_concurrent_small_metric_writes_share_statements(
 
     def counting(conn: Conn, calls: list) -> list[bool]:
         sizes.append(len(calls))
-        return runs._pg_log_metrics_together(conn, calls)
+        return runs._pg_log_batches_together(conn, calls)
 
     monkeypatch.setattr(group, "write_together", counting)
-    big = [("big", 1.0, 1, step) for step in range(runs.GROUPED_METRICS + 1)]
+    big = [("big", 1.0, 1, step) for step in range(runs.GROUPED_ROWS + 1)]
     assert group.accepts(run_ids[0], metrics=[("m", 1.0, 1, 0)])
     assert not group.accepts(run_ids[0], metrics=big)
-    assert not group.accepts(run_ids[0], metrics=[("m", 1.0, 1, 0)], params=[("p", "1")])
+    assert group.accepts(run_ids[0], metrics=[("m", 1.0, 1, 0)], params=[("p", "1")])
+    assert not group.accepts(run_ids[0], tags=[(runs.RUN_NAME_TAG, "renamed")])
+    assert not group.accepts(run_ids[0], metrics=[("m", 1.0, 1, 0)], model_metrics=[("x",)])
 
     async def write_all() -> None:
         writes = [

@@ -426,59 +426,131 @@ def _clamped_metrics(run_pk: int, metrics: Sequence[Metric]) -> tuple[list[tuple
     return history, [(run_pk, k, v, ts, step, nan) for k, (step, ts, v, nan) in latest.items()]
 
 
-# Batches up to this many metrics (and nothing else) share statements and commits with
-# concurrent ones on PostgreSQL; larger ones gain more from running beside each other.
-GROUPED_METRICS = 50
+# Batches of up to this many metrics, params and tags each (a training step's metrics, a run's
+# first batch) share statements and commits with concurrent ones on PostgreSQL. Larger ones (a
+# chunk of a long series) amortize their commit already and gain more from running beside each
+# other on several connections, where the group is written by one.
+GROUPED_ROWS = 100
 
 
-def _groupable(run_id: str, *, metrics: Sequence[Metric] = (), **others: Sequence) -> bool:
-    """A ``log_batch`` call of a few metrics and nothing else (params, tags, model metrics)."""
-    return 0 < len(metrics) <= GROUPED_METRICS and not any(others.values())
+def _groupable(
+    run_id: str,
+    *,
+    metrics: Sequence[Metric] = (),
+    params: Sequence[tuple[str, str]] = (),
+    tags: Sequence[tuple[str, str]] = (),
+    model_metrics: Sequence[tuple] = (),
+) -> bool:
+    """A small ``log_batch`` call that neither renames the run nor names a logged model."""
+    sizes = (len(metrics), len(params), len(tags))
+    return (
+        0 < max(sizes) <= GROUPED_ROWS
+        and not model_metrics
+        and all(key != RUN_NAME_TAG for key, _ in tags)
+    )
 
 
-def _pg_log_metrics_together(conn, calls: list[tuple[tuple, dict]]) -> list[bool]:
-    """Several metrics-only ``log_batch`` calls, for any runs, with one statement.
+def _pg_log_batches_together(conn, calls: list[tuple[tuple, dict]]) -> list[bool]:
+    """Several small ``log_batch`` calls, for any runs, with one statement.
 
-    The runs are locked as ``active_pk`` locks them; a call is written when its run is active.
-    Each run's metrics from all calls go through ``_metric_rows`` together, so a key's latest
-    value is the newest over all of them, which is what writing the calls one after the other
-    would leave. The statement is atomic: if it fails (a point already stored, say), nothing
-    was written, and every call then runs alone.
+    The runs are locked as ``active_pk`` locks them; a run's calls are written when it is
+    active and none of their params was logged before with another value. Each run's metrics
+    from all calls go through ``_metric_rows`` together, so a key's latest value is the newest
+    over all of them, and a tag set twice keeps the later value: what writing the calls one
+    after the other would leave. The statement is atomic: if it fails (a point already stored,
+    a param logged meanwhile), nothing was written, and every call then runs alone, as do the
+    calls it left out, to get their own errors.
     """
-    by_run: dict[str, list[Metric]] = {}
+    metrics: dict[str, list[Metric]] = {}
+    params: dict[str, dict[str, str]] = {}
+    tags: dict[str, dict[str, str]] = {}
     for (run_id,), kwargs in calls:
-        by_run.setdefault(run_id, []).extend(kwargs["metrics"])
+        metrics.setdefault(run_id, []).extend(kwargs.get("metrics", ()))
+        run_params = params.setdefault(run_id, {})
+        for key, value in kwargs.get("params", ()):
+            if key in run_params:  # two calls log one param: the later may have to be refused
+                return [False] * len(calls)
+            run_params[key] = value
+        tags.setdefault(run_id, {}).update(kwargs.get("tags", ()))
     history_rows: list[tuple] = []
     latest_rows: list[tuple] = []
-    for run_id, metrics in by_run.items():
-        history, latest = _metric_rows(0, metrics)  # rows keyed by run id instead of run_pk
-        history_rows.extend((run_id, *row[1:]) for row in history)
-        latest_rows.extend((run_id, *row[1:]) for row in latest)
-    history_arrays = Conn.unnest(list(zip(*history_rows, strict=True)))
-    latest_arrays = Conn.unnest(list(zip(*latest_rows, strict=True)))
-    run_ids = pg_array(list(by_run))
-    if history_arrays is None or latest_arrays is None or run_ids is None:
+    for run_id, run_metrics in metrics.items():
+        if run_metrics:
+            history, latest = _metric_rows(0, run_metrics)  # keyed by run id, not run_pk
+            history_rows.extend((run_id, *row[1:]) for row in history)
+            latest_rows.extend((run_id, *row[1:]) for row in latest)
+    param_rows = [(run_id, *item) for run_id, items in params.items() for item in items.items()]
+    tag_rows = [(run_id, *item) for run_id, items in tags.items() for item in items.items()]
+    run_ids = pg_array(list(metrics))
+    if run_ids is None:
         return [False] * len(calls)
-    rows = conn.all(
-        "WITH run AS (SELECT run_pk, run_uuid FROM runs WHERE run_uuid = ANY(?::text[])"
-        " AND lifecycle_stage = 'active' FOR KEY SHARE),"
-        f" history AS ({_HISTORY_INSERT} SELECT run.run_pk, r.key, r.timestamp, r.step,"
-        f" r.is_nan, r.value FROM run, {history_arrays[0]}"
-        " AS r(run_uuid, key, timestamp, step, is_nan, value) WHERE r.run_uuid = run.run_uuid),"
-        f" latest AS ({_LATEST_INSERT} SELECT run.run_pk, r.key, r.value, r.timestamp, r.step,"
-        f" r.is_nan FROM run, {latest_arrays[0]}"
-        " AS r(run_uuid, key, value, timestamp, step, is_nan) WHERE r.run_uuid = run.run_uuid"
-        f" {_LATEST_CONFLICT})"
-        " SELECT run_uuid FROM run",
-        [run_ids[1], *history_arrays[1], *latest_arrays[1]],
-    )
-    active = {row[0] for row in rows}
+    ctes = [
+        "run AS (SELECT run_pk, run_uuid FROM runs WHERE run_uuid = ANY(?::text[])"
+        " AND lifecycle_stage = 'active' FOR KEY SHARE)"
+    ]
+    args: list = [run_ids[1]]
+    target = "run"
+
+    def rows_of(rows: list[tuple], columns: str) -> str | None:
+        arrays = Conn.unnest(list(zip(*rows, strict=True)))
+        if arrays is None:
+            return None
+        args.extend(arrays[1])
+        return f"{arrays[0]} AS r(run_uuid, {columns})"
+
+    if param_rows:
+        if (given := rows_of(param_rows, "key, value")) is None:
+            return [False] * len(calls)
+        ctes += [
+            f"given AS (SELECT * FROM {given})",
+            "stored AS (SELECT g.run_uuid, p.key, p.value FROM run, given g, params p"
+            " WHERE g.run_uuid = run.run_uuid AND p.run_pk = run.run_pk AND p.key = g.key)",
+            "accepted AS (SELECT run_pk, run_uuid FROM run WHERE run_uuid NOT IN"
+            " (SELECT s.run_uuid FROM stored s JOIN given g USING (run_uuid, key)"
+            " WHERE s.value <> g.value))",
+            # A plain INSERT: a key someone logged since this statement began fails it.
+            "new_params AS (INSERT INTO params (run_pk, key, value)"
+            " SELECT accepted.run_pk, g.key, g.value FROM accepted, given g"
+            " WHERE g.run_uuid = accepted.run_uuid"
+            " AND (g.run_uuid, g.key) NOT IN (SELECT run_uuid, key FROM stored))",
+        ]
+        target = "accepted"
+    for name, rows, head, columns, tail in (
+        ("history", history_rows, _HISTORY_INSERT, "key, timestamp, step, is_nan, value", ""),
+        (
+            "latest",
+            latest_rows,
+            _LATEST_INSERT,
+            "key, value, timestamp, step, is_nan",
+            _LATEST_CONFLICT,
+        ),
+        (
+            "tags",
+            tag_rows,
+            "INSERT INTO run_tags (run_pk, key, value)",
+            "key, value",
+            _TAG_CONFLICT,
+        ),
+    ):
+        if not rows:
+            continue
+        if (table := rows_of(rows, columns)) is None:
+            return [False] * len(calls)
+        picked = ", ".join(f"r.{column}" for column in columns.split(", "))
+        ctes.append(
+            f"{name} AS ({head} SELECT {target}.run_pk, {picked}"
+            f" FROM {target}, {table} WHERE r.run_uuid = {target}.run_uuid {tail})"
+        )
+    sql = f"WITH {', '.join(ctes)} SELECT run_uuid FROM {target}"
+    written = {row[0] for row in conn.all(sql, args)}
     conn.wrote("metrics", len(history_rows))
     conn.wrote("latest_metrics", len(latest_rows))
-    return [args[0] in active for args, _ in calls]
+    conn.wrote("params", len(param_rows))
+    conn.wrote("run_tags", len(tag_rows))
+    return [call_args[0] in written for call_args, _ in calls]
 
 
-@pg_group_commit(_groupable, _pg_log_metrics_together)
+@pg_group_commit(_groupable, _pg_log_batches_together)
 @pg_autocommit
 def log_batch(
     conn,
