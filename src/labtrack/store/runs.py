@@ -20,7 +20,6 @@ from labtrack.store import experiments, filters, paging
 from labtrack.store.db import (
     Conn,
     is_unique_violation,
-    pg_array,
     pg_autocommit,
     pg_group_commit,
 )
@@ -366,9 +365,11 @@ Metric = tuple[str, float, int, int]  # key, value, timestamp, step
 
 # Metric rows go to the history and to each key's latest value, the latter moving forward only
 # when the new point is newer (MLflow's latest value: the max of (step, timestamp, value)).
-_HISTORY_INSERT = "INSERT INTO metrics (run_pk, key, timestamp, step, is_nan, value)"
+_HISTORY_COLUMNS = "key, timestamp, step, is_nan, value"
+_HISTORY_INSERT = f"INSERT INTO metrics (run_pk, {_HISTORY_COLUMNS})"
 _HISTORY_CONFLICT = "ON CONFLICT DO NOTHING"
-_LATEST_INSERT = "INSERT INTO latest_metrics (run_pk, key, value, timestamp, step, is_nan)"
+_LATEST_COLUMNS = "key, value, timestamp, step, is_nan"
+_LATEST_INSERT = f"INSERT INTO latest_metrics (run_pk, {_LATEST_COLUMNS})"
 _LATEST_CONFLICT = (
     "ON CONFLICT (run_pk, key) DO UPDATE SET"
     " value = excluded.value, timestamp = excluded.timestamp, step = excluded.step,"
@@ -387,8 +388,11 @@ def _log_metrics(conn, run_pk: int, metrics: Sequence[Metric]) -> None:
     conn.insert_many(_LATEST_INSERT, latest, _LATEST_CONFLICT)
 
 
-def _metric_rows(run_pk: int, metrics: Sequence[Metric]) -> tuple[list[tuple], list[tuple]]:
-    """History rows and one latest row per key, in the column order of the INSERTs above."""
+def _metric_rows(run_pk: int | str, metrics: Sequence[Metric]) -> tuple[list[tuple], list[tuple]]:
+    """History rows and one latest row per key, in the column order of the INSERTs above.
+
+    ``run_pk`` goes first in each row as it is: PostgreSQL's statements take the run's id there.
+    """
     # A sum is NaN or infinite as soon as one value is, so this one C-level pass finds the usual
     # batch of finite values, which needs no per-value NaN and range handling. (A finite batch
     # whose sum overflows just takes the general path.)
@@ -405,7 +409,9 @@ def _metric_rows(run_pk: int, metrics: Sequence[Metric]) -> tuple[list[tuple], l
     return history, [(run_pk, k, v, ts, step, 0) for k, (step, ts, v) in best.items()]
 
 
-def _clamped_metrics(run_pk: int, metrics: Sequence[Metric]) -> tuple[list[tuple], list[tuple]]:
+def _clamped_metrics(
+    run_pk: int | str, metrics: Sequence[Metric]
+) -> tuple[list[tuple], list[tuple]]:
     """History and latest rows of a batch holding NaN or infinite values.
 
     NaN is stored as 0 with ``is_nan`` set (SQLite turns NaN into NULL), and +-inf as the
@@ -450,103 +456,38 @@ def _groupable(
     )
 
 
+# One run's share of a log-batch statement: metrics, params and tags (one value per key).
+_Batch = tuple[list[Metric], dict[str, str], dict[str, str]]
+
+
 def _pg_log_batches_together(conn, calls: list[tuple[tuple, dict]]) -> list[bool]:
     """Several small ``log_batch`` calls, for any runs, with one statement.
 
-    The runs are locked as ``active_pk`` locks them; a run's calls are written when it is
-    active and none of their params was logged before with another value. Each run's metrics
-    from all calls go through ``_metric_rows`` together, so a key's latest value is the newest
-    over all of them, and a tag set twice keeps the later value: what writing the calls one
-    after the other would leave. The statement is atomic: if it fails (a point already stored,
-    a param logged meanwhile), nothing was written, and every call then runs alone, as do the
-    calls it left out, to get their own errors.
+    A run's calls are written when it is active and none of their params was logged before
+    with another value. Each run's metrics from all calls go through ``_metric_rows`` together,
+    so a key's latest value is the newest over all of them, and a tag set twice keeps the later
+    value: what writing the calls one after the other would leave. The statement is atomic: if
+    it fails (a point already stored, a param logged meanwhile), nothing was written, and every
+    call then runs alone, as do the calls it left out, to get their own errors.
     """
-    metrics: dict[str, list[Metric]] = {}
-    params: dict[str, dict[str, str]] = {}
-    tags: dict[str, dict[str, str]] = {}
+    batches: dict[str, _Batch] = {}
     for (run_id,), kwargs in calls:
-        metrics.setdefault(run_id, []).extend(kwargs.get("metrics", ()))
-        run_params = params.setdefault(run_id, {})
+        metrics, params, tags = batches.setdefault(run_id, ([], {}, {}))
+        metrics.extend(kwargs.get("metrics", ()))
         for key, value in kwargs.get("params", ()):
-            if key in run_params:  # two calls log one param: the later may have to be refused
+            if key in params:  # two calls log one param: the later may have to be refused
                 return [False] * len(calls)
-            run_params[key] = value
-        tags.setdefault(run_id, {}).update(kwargs.get("tags", ()))
-    history_rows: list[tuple] = []
-    latest_rows: list[tuple] = []
-    for run_id, run_metrics in metrics.items():
-        if run_metrics:
-            history, latest = _metric_rows(0, run_metrics)  # keyed by run id, not run_pk
-            history_rows.extend((run_id, *row[1:]) for row in history)
-            latest_rows.extend((run_id, *row[1:]) for row in latest)
-    param_rows = [(run_id, *item) for run_id, items in params.items() for item in items.items()]
-    tag_rows = [(run_id, *item) for run_id, items in tags.items() for item in items.items()]
-    run_ids = pg_array(list(metrics))
-    if run_ids is None:
+            params[key] = value
+        tags.update(kwargs.get("tags", ()))
+    statement = _pg_batches_statement(conn, batches, None, "")
+    if statement is None:
         return [False] * len(calls)
-    ctes = [
-        "run AS (SELECT run_pk, run_uuid FROM runs WHERE run_uuid = ANY(?::text[])"
-        " AND lifecycle_stage = 'active' FOR KEY SHARE)"
-    ]
-    args: list = [run_ids[1]]
-    target = "run"
-
-    def rows_of(rows: list[tuple], columns: str) -> str | None:
-        arrays = Conn.unnest(list(zip(*rows, strict=True)))
-        if arrays is None:
-            return None
-        args.extend(arrays[1])
-        return f"{arrays[0]} AS r(run_uuid, {columns})"
-
-    if param_rows:
-        if (given := rows_of(param_rows, "key, value")) is None:
-            return [False] * len(calls)
-        ctes += [
-            f"given AS (SELECT * FROM {given})",
-            "stored AS (SELECT g.run_uuid, p.key, p.value FROM run, given g, params p"
-            " WHERE g.run_uuid = run.run_uuid AND p.run_pk = run.run_pk AND p.key = g.key)",
-            "accepted AS (SELECT run_pk, run_uuid FROM run WHERE run_uuid NOT IN"
-            " (SELECT s.run_uuid FROM stored s JOIN given g USING (run_uuid, key)"
-            " WHERE s.value <> g.value))",
-            # A plain INSERT: a key someone logged since this statement began fails it.
-            "new_params AS (INSERT INTO params (run_pk, key, value)"
-            " SELECT accepted.run_pk, g.key, g.value FROM accepted, given g"
-            " WHERE g.run_uuid = accepted.run_uuid"
-            " AND (g.run_uuid, g.key) NOT IN (SELECT run_uuid, key FROM stored))",
-        ]
-        target = "accepted"
-    for name, rows, head, columns, tail in (
-        ("history", history_rows, _HISTORY_INSERT, "key, timestamp, step, is_nan, value", ""),
-        (
-            "latest",
-            latest_rows,
-            _LATEST_INSERT,
-            "key, value, timestamp, step, is_nan",
-            _LATEST_CONFLICT,
-        ),
-        (
-            "tags",
-            tag_rows,
-            "INSERT INTO run_tags (run_pk, key, value)",
-            "key, value",
-            _TAG_CONFLICT,
-        ),
-    ):
-        if not rows:
-            continue
-        if (table := rows_of(rows, columns)) is None:
-            return [False] * len(calls)
-        picked = ", ".join(f"r.{column}" for column in columns.split(", "))
-        ctes.append(
-            f"{name} AS ({head} SELECT {target}.run_pk, {picked}"
-            f" FROM {target}, {table} WHERE r.run_uuid = {target}.run_uuid {tail})"
-        )
-    sql = f"WITH {', '.join(ctes)} SELECT run_uuid FROM {target}"
-    written = {row[0] for row in conn.all(sql, args)}
-    conn.wrote("metrics", len(history_rows))
-    conn.wrote("latest_metrics", len(latest_rows))
-    conn.wrote("params", len(param_rows))
-    conn.wrote("run_tags", len(tag_rows))
+    written = {run_id for run_id, _, ok in conn.all(*statement) if ok}
+    for metrics, params, tags in batches.values():
+        conn.wrote("metrics", len(metrics))
+        conn.wrote("latest_metrics", len(metrics))
+        conn.wrote("params", len(params))
+        conn.wrote("run_tags", len(tags))
     return [call_args[0] in written for call_args, _ in calls]
 
 
@@ -587,7 +528,6 @@ def log_batch(
 def _pg_log_batch(conn, run_id: str, metrics, params, tags) -> bool:
     """``log_batch`` on PostgreSQL: one statement finds the run and writes the whole batch.
 
-    The run is locked as ``active_pk`` locks it, and each table's rows come from column arrays.
     Outside a caller's transaction the statement commits by itself: one round trip instead of
     BEGIN, statement and COMMIT (a run's first log-batch, with its params, is half of a
     training script's writes). It can: it writes nothing when a param was logged before with
@@ -602,11 +542,11 @@ def _pg_log_batch(conn, run_id: str, metrics, params, tags) -> bool:
     the primary key, undone as a whole, and goes again with the conflict clause.
     """
     by_key = dict(tags)  # one row per key, the last value winning
-    tags, rename = list(by_key.items()), by_key.get(RUN_NAME_TAG)
+    batch: dict[str, _Batch] = {run_id: (list(metrics), dict(params), by_key)}
     # Inside a caller's transaction, a savepoint: a failed statement must not abort it.
     nested = conn.in_transaction
     for history_conflict in ("", _HISTORY_CONFLICT):
-        statement = _pg_batch_statement(run_id, metrics, params, tags, rename, history_conflict)
+        statement = _pg_batches_statement(conn, batch, by_key.get(RUN_NAME_TAG), history_conflict)
         if statement is None:
             return False
         try:
@@ -621,74 +561,101 @@ def _pg_log_batch(conn, run_id: str, metrics, params, tags) -> bool:
         if row is None:
             active_pk(conn, run_id)  # raises: missing or not active
             return False
-        if row[1]:  # nothing was written
-            _refuse_changed_params(conn, row[0], run_id, params)  # raises
+        if not row[2]:  # nothing was written
+            _refuse_changed_params(conn, row[1], run_id, params)  # raises
             return False
         return True
     raise AssertionError("unreachable")
 
 
-def _pg_batch_statement(
-    run_id: str, metrics, params, tags, rename: str | None, history_conflict: str
+def _pg_batches_statement(
+    conn, batches: dict[str, _Batch], rename: str | None, history_conflict: str
 ) -> tuple[str, list] | None:
-    """The statement of ``_pg_log_batch`` and its arguments; None if no array type fits.
+    """One statement writing log-batches into one or several runs; None if no array type fits.
 
-    It returns the run's key and whether a param was refused. Every write reads the run from
-    ``target``: the locked run or, with params, ``accepted``: the run if none of them changes
-    value.
+    The runs are locked as ``active_pk`` locks them. The statement answers one row per run
+    that is active: its id, its key, and whether its rows were written, which they are not if
+    one of its params was logged before with another value (every write reads its run from
+    ``target``: the locked runs or, with params, ``accepted``: those whose params all keep
+    their values). Rows name their run only when there are several: a chunk of a long series
+    keeps one column fewer. ``rename`` (one run only) sets the run's name too.
     """
+    keyed = len(batches) > 1
+    history_rows: list[tuple] = []
+    latest_rows: list[tuple] = []
+    param_rows: list[tuple] = []
+    tag_rows: list[tuple] = []
+    for run_id, (metrics, params, tags) in batches.items():
+        if metrics:
+            history, latest = _metric_rows(run_id, metrics)
+            history_rows += history
+            latest_rows += latest
+        param_rows += [(run_id, *item) for item in params.items()]
+        tag_rows += [(run_id, *item) for item in tags.items()]
+    run_sql, run_args = conn.in_clause("run_uuid", list(batches))
     ctes = [
-        "run AS (SELECT run_pk FROM runs WHERE run_uuid = ? AND lifecycle_stage = 'active'"
-        " FOR KEY SHARE)"
+        f"run AS (SELECT run_pk, run_uuid FROM runs WHERE {run_sql}"
+        " AND lifecycle_stage = 'active' FOR KEY SHARE)"
     ]
-    args: list = [run_id]
-    target, refused = "run", "false"
-    if params:
-        given = Conn.unnest(list(zip(*params, strict=True)))
-        if given is None:
+    args: list = [*run_args]
+
+    def rows_of(rows: list[tuple], columns: str) -> str | None:
+        arrays = Conn.unnest(list(zip(*rows, strict=True))[0 if keyed else 1 :])
+        if arrays is None:
+            return None
+        args.extend(arrays[1])
+        return f"{arrays[0]} AS r({'run_uuid, ' if keyed else ''}{columns})"
+
+    def same_run(alias: str) -> str:
+        return f"r.run_uuid = {alias}.run_uuid AND " if keyed else ""
+
+    target, written = "run", "true"
+    if param_rows:
+        if (given := rows_of(param_rows, "key, value")) is None:
             return None
         ctes += [
-            f"given AS (SELECT * FROM {given[0]} AS g(key, value))",
-            "stored AS (SELECT p.key, p.value FROM run, given g, params p"
-            " WHERE p.run_pk = run.run_pk AND p.key = g.key)",
-            "changed AS (SELECT 1 FROM stored s JOIN given g USING (key) WHERE s.value <> g.value)",
-            "accepted AS (SELECT run_pk FROM run WHERE NOT EXISTS (SELECT 1 FROM changed))",
+            f"given AS (SELECT * FROM {given})",
+            "stored AS (SELECT run.run_uuid, p.key, p.value FROM run, given r, params p"
+            f" WHERE {same_run('run')}p.run_pk = run.run_pk AND p.key = r.key)",
+            "accepted AS (SELECT run_pk, run_uuid FROM run WHERE run_uuid NOT IN"
+            " (SELECT s.run_uuid FROM stored s, given r"
+            f" WHERE {same_run('s')}r.key = s.key AND r.value <> s.value))",
             # A plain INSERT: a key someone logged since this statement began fails it.
             "new_params AS (INSERT INTO params (run_pk, key, value)"
-            " SELECT accepted.run_pk, g.key, g.value FROM accepted, given g"
-            " WHERE g.key NOT IN (SELECT key FROM stored))",
+            " SELECT accepted.run_pk, r.key, r.value FROM accepted, given r"
+            f" WHERE {same_run('accepted')}NOT EXISTS (SELECT 1 FROM stored s"
+            " WHERE s.run_uuid = accepted.run_uuid AND s.key = r.key))",
         ]
-        args.extend(given[1])
-        target, refused = "accepted", "EXISTS (SELECT 1 FROM changed)"
-
-    def insert(name: str, head: str, rows: Sequence[tuple], tail: str, skip: int = 0) -> bool:
-        arrays = Conn.unnest(list(zip(*rows, strict=True))[skip:])
-        if arrays is not None:
-            ctes.append(
-                f"{name} AS ({head} SELECT {target}.run_pk, r.* FROM {target}, {arrays[0]} AS r"
-                f" {tail})"
-            )
-            args.extend(arrays[1])
-        return arrays is not None
-
-    if metrics:
-        history, latest = _metric_rows(0, metrics)  # run_pk comes from the statement itself
-        if not (
-            insert("history", _HISTORY_INSERT, history, history_conflict, skip=1)
-            and insert("latest", _LATEST_INSERT, latest, _LATEST_CONFLICT, skip=1)
-        ):
-            return None
-    if tags and not insert(
-        "tags", "INSERT INTO run_tags (run_pk, key, value)", tags, _TAG_CONFLICT
+        target, written = "accepted", "run.run_uuid IN (SELECT run_uuid FROM accepted)"
+    for name, rows, head, columns, tail in (
+        ("history", history_rows, _HISTORY_INSERT, _HISTORY_COLUMNS, history_conflict),
+        ("latest", latest_rows, _LATEST_INSERT, _LATEST_COLUMNS, _LATEST_CONFLICT),
+        (
+            "tags",
+            tag_rows,
+            "INSERT INTO run_tags (run_pk, key, value)",
+            "key, value",
+            _TAG_CONFLICT,
+        ),
     ):
-        return None
+        if not rows:
+            continue
+        if (table := rows_of(rows, columns)) is None:
+            return None
+        picked = ", ".join(f"r.{column}" for column in columns.split(", "))
+        where = f" WHERE r.run_uuid = {target}.run_uuid" if keyed else ""
+        ctes.append(
+            f"{name} AS ({head} SELECT {target}.run_pk, {picked} FROM {target}, {table}{where}"
+            f" {tail})"
+        )
     if rename is not None:  # setting mlflow.runName renames the run
+        assert not keyed, "a rename is never grouped"
         ctes.append(
             f"renamed AS (UPDATE runs SET name = ? FROM {target}"
             f" WHERE runs.run_pk = {target}.run_pk)"
         )
         args.append(rename)
-    return f"WITH {', '.join(ctes)} SELECT run_pk, {refused} FROM run", args
+    return f"WITH {', '.join(ctes)} SELECT run.run_uuid, run.run_pk, {written} FROM run", args
 
 
 def delete_tag(conn, run_id: str, key: str) -> None:
