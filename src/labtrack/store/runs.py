@@ -17,12 +17,7 @@ from typing import Any
 import orjson
 
 from labtrack.store import experiments, filters, paging
-from labtrack.store.db import (
-    Conn,
-    is_unique_violation,
-    pg_autocommit,
-    pg_group_commit,
-)
+from labtrack.store.db import Conn, is_unique_violation, pg_autocommit, pg_group_commit
 from labtrack.store.names import generate_run_name
 from labtrack.wire import MAX_DOUBLE, invalid, not_found
 
