@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Sized
 from itertools import groupby
 from math import isfinite
 from operator import itemgetter
@@ -236,7 +236,7 @@ def create(
     if tag_rows is not None:  # PostgreSQL: the run and its tags in one statement (pg_autocommit)
         run_pk = conn.scalar(
             f"WITH run AS ({insert_run} RETURNING run_pk),"
-            " tags AS (INSERT INTO run_tags (run_pk, key, value)"
+            f" tags AS ({_TAG_INSERT}"
             f" SELECT run.run_pk, t.* FROM run, {tag_rows[0]} AS t)"
             " SELECT run_pk FROM run",
             (*run_args, *tag_rows[1]),
@@ -334,17 +334,15 @@ def _refuse_changed_params(
     return existing
 
 
+_TAG_COLUMNS = "key, value"
+_TAG_INSERT = f"INSERT INTO run_tags (run_pk, {_TAG_COLUMNS})"
 _TAG_CONFLICT = "ON CONFLICT (run_pk, key) DO UPDATE SET value = excluded.value"
 
 
 def _upsert_tags(conn, run_pk: int, tags: Iterable[tuple[str, str]]) -> None:
     # One row per key, the last value winning as it would row by row: a multi-row upsert may
     # not name a key twice (PostgreSQL refuses it).
-    conn.insert_many(
-        "INSERT INTO run_tags (run_pk, key, value)",
-        [(run_pk, k, v) for k, v in dict(tags).items()],
-        _TAG_CONFLICT,
-    )
+    conn.insert_many(_TAG_INSERT, [(run_pk, k, v) for k, v in dict(tags).items()], _TAG_CONFLICT)
 
 
 def _set_tags(conn, run_pk: int, tags: Sequence[tuple[str, str]]) -> None:
@@ -479,10 +477,7 @@ def _pg_log_batches_together(conn, calls: list[tuple[tuple, dict]]) -> list[bool
         return [False] * len(calls)
     written = {run_id for run_id, _, ok in conn.all(*statement) if ok}
     for metrics, params, tags in batches.values():
-        conn.wrote("metrics", len(metrics))
-        conn.wrote("latest_metrics", len(metrics))
-        conn.wrote("params", len(params))
-        conn.wrote("run_tags", len(tags))
+        _note_written(conn, metrics, params, tags)
     return [call_args[0] in written for call_args, _ in calls]
 
 
@@ -502,10 +497,7 @@ def log_batch(
     ``model_metrics`` are the metrics that named a logged model (``model_id``); they are
     recorded on that model too, as ``logged_models.log_metrics`` rows.
     """
-    conn.wrote("metrics", len(metrics))
-    conn.wrote("latest_metrics", len(metrics))
-    conn.wrote("params", len(params))
-    conn.wrote("run_tags", len(tags))
+    _note_written(conn, metrics, params, tags)
     if conn.dialect == "postgresql" and not model_metrics:
         if _pg_log_batch(conn, run_id, metrics, params, tags):
             return
@@ -518,6 +510,14 @@ def log_batch(
 
             logged_models.log_metrics(conn, model_metrics)
         _set_tags(conn, run_pk, tags)
+
+
+def _note_written(conn, metrics: Sequence, params: Sized, tags: Sized) -> None:
+    """Tell PostgreSQL's statistics thread how many rows a log-batch adds (``Conn.wrote``)."""
+    conn.wrote("metrics", len(metrics))
+    conn.wrote("latest_metrics", len(metrics))
+    conn.wrote("params", len(params))
+    conn.wrote("run_tags", len(tags))
 
 
 def _pg_log_batch(conn, run_id: str, metrics, params, tags) -> bool:
@@ -625,13 +625,7 @@ def _pg_batches_statement(
     for name, rows, head, columns, tail in (
         ("history", history_rows, _HISTORY_INSERT, _HISTORY_COLUMNS, history_conflict),
         ("latest", latest_rows, _LATEST_INSERT, _LATEST_COLUMNS, _LATEST_CONFLICT),
-        (
-            "tags",
-            tag_rows,
-            "INSERT INTO run_tags (run_pk, key, value)",
-            "key, value",
-            _TAG_CONFLICT,
-        ),
+        ("tags", tag_rows, _TAG_INSERT, _TAG_COLUMNS, _TAG_CONFLICT),
     ):
         if not rows:
             continue
